@@ -1,0 +1,1 @@
+//! The real GPU backend (replay executor, interposer, profiler): built in later issues.

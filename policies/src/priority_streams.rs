@@ -1,0 +1,31 @@
+//! `priority-streams`: as `streams`, but the HP client's stream has the highest priority.
+
+use crate::client::ClientInfo;
+use crate::policy::{Policy, StreamPriority};
+use crate::state::SchedContext;
+
+/// Every op is submitted at once; the HP stream gets the highest priority, BE streams the
+/// lowest, so the block dispatcher prefers HP blocks when a slot frees (running blocks are
+/// never evicted).
+#[derive(Debug, Default)]
+pub struct PriorityStreams;
+
+impl Policy for PriorityStreams {
+    fn name(&self) -> &'static str {
+        "priority-streams"
+    }
+
+    fn stream_priority(&self, client: &ClientInfo) -> StreamPriority {
+        if client.is_hp() {
+            StreamPriority::High
+        } else {
+            StreamPriority::Low
+        }
+    }
+
+    fn schedule(&mut self, cx: &mut SchedContext<'_>) {
+        for c in 0..cx.num_clients() {
+            cx.submit_all(c);
+        }
+    }
+}

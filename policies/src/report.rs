@@ -1,0 +1,306 @@
+//! The report of a run: the same JSON shape from the simulator and the real backend, so the two
+//! can be diffed field by field.
+
+use crate::state::RequestDone;
+use orion_traces::{Role, WorkKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Version of the report format.
+pub const REPORT_FORMAT: &str = "orion-rs-report/1";
+
+/// The whole report of one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Format identifier.
+    pub format: String,
+    /// Tool version (`orion-rs x.y.z`).
+    pub tool: String,
+    /// `sim` or `real`.
+    pub backend: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Policy and its resolved parameters.
+    pub policy: PolicyReport,
+    /// Device.
+    pub device: DeviceReport,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Warm-up requests per client excluded from statistics.
+    pub warmup: u32,
+    /// Length of the run (simulated or wall time), seconds.
+    pub duration_s: f64,
+    /// Per client.
+    pub clients: Vec<ClientReport>,
+    /// Whole GPU.
+    pub gpu: GpuReport,
+    /// Backend-specific facts (simulated events; real-backend overheads).
+    pub engine: BTreeMap<String, Value>,
+}
+
+/// Policy section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyReport {
+    /// Policy name.
+    pub name: String,
+    /// Resolved parameters (defaults included).
+    pub params: BTreeMap<String, Value>,
+    /// Policy-specific counters.
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// Device section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceReport {
+    /// Short name.
+    pub name: String,
+    /// Full name.
+    pub full_name: String,
+    /// Where the description came from (`builtin:h100` or a path).
+    pub source: String,
+    /// SMs.
+    pub sm_count: u32,
+}
+
+/// Trace provenance of a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceReport {
+    /// Trace name.
+    pub name: String,
+    /// `analytic`, `measured` or `file`.
+    pub source: String,
+    /// Ops per request (iteration).
+    pub ops: usize,
+    /// Kernels per request (iteration).
+    pub kernels: usize,
+}
+
+/// Latency statistics, milliseconds. Percentiles are nearest-rank.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencyStats {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// The ideal (dedicated-GPU) reference of a client.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct IdealReference {
+    /// Throughput alone, per second.
+    pub throughput_per_s: f64,
+    /// Latency alone (inference), ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<LatencyStats>,
+}
+
+/// Overhead against the ideal reference: policy's percentile / ideal's - 1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Overhead {
+    /// At the 95th percentile.
+    pub p95: f64,
+    /// At the 99th percentile.
+    pub p99: f64,
+}
+
+/// One client's results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientReport {
+    /// Index in the scenario.
+    pub id: usize,
+    /// Name.
+    pub name: String,
+    /// HP or BE.
+    pub role: Role,
+    /// Inference or training.
+    pub kind: WorkKind,
+    /// Trace used.
+    pub trace: TraceReport,
+    /// Arrival process.
+    pub arrival: String,
+    /// Measured requests (iterations) completed, warm-up excluded.
+    pub completed: u64,
+    /// Measured requests (iterations) per second.
+    pub throughput_per_s: f64,
+    /// Request latency (scheduled arrival to completion), ms; inference only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<LatencyStats>,
+    /// Mean iteration time, ms; training only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_iteration_ms: Option<f64>,
+    /// The client alone on a dedicated GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ideal: Option<IdealReference>,
+    /// Latency overhead against the ideal (HP client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overhead_vs_ideal: Option<Overhead>,
+}
+
+/// Whole-GPU results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuReport {
+    /// Sum over clients of throughput / ideal throughput.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalized_throughput: Option<f64>,
+    /// Time-averaged fraction of SMs holding at least one block.
+    pub sm_utilization: f64,
+}
+
+/// Rounds to 6 decimals so reports stay readable and stable.
+pub fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// Nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+impl LatencyStats {
+    /// Statistics of latencies in ns (`None` when empty).
+    pub fn from_ns(values: &[u64]) -> Option<LatencyStats> {
+        if values.is_empty() {
+            return None;
+        }
+        let mut v = values.to_vec();
+        v.sort_unstable();
+        let ms = |ns: u64| round6(ns as f64 / 1e6);
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+        Some(LatencyStats {
+            mean: round6(mean / 1e6),
+            p50: ms(percentile(&v, 50.0)),
+            p95: ms(percentile(&v, 95.0)),
+            p99: ms(percentile(&v, 99.0)),
+            max: ms(*v.last().unwrap()),
+        })
+    }
+}
+
+/// Collects per-request results of one client during a run.
+#[derive(Debug, Clone, Default)]
+pub struct ClientRecorder {
+    /// Latencies of measured (non-warm-up) requests, ns.
+    pub latencies_ns: Vec<u64>,
+    /// When the last warm-up request completed (start of the measured window), ns.
+    pub measured_since: Option<u64>,
+    /// All requests completed, warm-up included.
+    pub total_completed: u64,
+}
+
+impl ClientRecorder {
+    /// Records a completed request.
+    pub fn record(&mut self, done: &RequestDone, warmup: u32) {
+        self.total_completed += 1;
+        if done.warmup {
+            self.measured_since = Some(done.completed_at);
+        } else {
+            if self.measured_since.is_none() && warmup == 0 {
+                self.measured_since = Some(0);
+            }
+            self.latencies_ns.push(done.latency_ns());
+        }
+    }
+
+    /// Measured requests.
+    pub fn completed(&self) -> u64 {
+        self.latencies_ns.len() as u64
+    }
+
+    /// Measured requests per second over the window from the end of warm-up to `end_ns`.
+    pub fn throughput(&self, end_ns: u64) -> f64 {
+        match self.measured_since {
+            Some(since) if end_ns > since => {
+                self.completed() as f64 / ((end_ns - since) as f64 / 1e9)
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+impl Report {
+    /// Fills the ideal references, the HP overhead and the normalised throughput from the
+    /// report of the same scenario under `ideal`.
+    pub fn attach_ideal(&mut self, ideal: &Report) {
+        let mut norm = 0.0;
+        let mut all = true;
+        for c in &mut self.clients {
+            let Some(i) = ideal.clients.iter().find(|i| i.id == c.id) else {
+                all = false;
+                continue;
+            };
+            c.ideal = Some(IdealReference {
+                throughput_per_s: i.throughput_per_s,
+                latency_ms: i.latency_ms,
+            });
+            if i.throughput_per_s > 0.0 {
+                norm += c.throughput_per_s / i.throughput_per_s;
+            } else {
+                all = false;
+            }
+            if c.role == Role::Hp
+                && let (Some(l), Some(il)) = (c.latency_ms, i.latency_ms)
+                && il.p95 > 0.0
+                && il.p99 > 0.0
+            {
+                c.overhead_vs_ideal = Some(Overhead {
+                    p95: round6(l.p95 / il.p95 - 1.0),
+                    p99: round6(l.p99 / il.p99 - 1.0),
+                });
+            }
+        }
+        self.gpu.normalized_throughput = all.then_some(round6(norm));
+    }
+
+    /// The HP client's report, if any.
+    pub fn hp(&self) -> Option<&ClientReport> {
+        self.clients.iter().find(|c| c.role == Role::Hp)
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), 50);
+        assert_eq!(percentile(&v, 95.0), 95);
+        assert_eq!(percentile(&v, 99.0), 99);
+        assert_eq!(percentile(&v, 100.0), 100);
+        assert_eq!(percentile(&[7], 95.0), 7);
+    }
+
+    #[test]
+    fn throughput_counts_only_the_measured_window() {
+        let mut r = ClientRecorder::default();
+        let done = |request, completed_at, warmup| RequestDone {
+            client: 0,
+            request,
+            arrival: 0,
+            completed_at,
+            warmup,
+        };
+        r.record(&done(0, 1_000_000_000, true), 1);
+        r.record(&done(1, 1_500_000_000, false), 1);
+        r.record(&done(2, 2_000_000_000, false), 1);
+        assert_eq!(r.completed(), 2);
+        assert!((r.throughput(3_000_000_000) - 1.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,42 @@
+//! `streams` and `mps`: uncontrolled spatial sharing, every op submitted at once on
+//! equal-priority streams; the hardware decides.
+
+use crate::client::ClientInfo;
+use crate::policy::{Policy, StreamPriority};
+use crate::state::SchedContext;
+
+/// Every client's ops are submitted as soon as the client issues them, all streams at equal
+/// priority. Named `streams` (threads of one process) or `mps` (one process per client under
+/// the MPS daemon); the simulator models both the same way.
+#[derive(Debug)]
+pub struct Streams {
+    name: &'static str,
+}
+
+impl Streams {
+    /// The `streams` policy.
+    pub fn streams() -> Self {
+        Streams { name: "streams" }
+    }
+
+    /// The `mps` policy.
+    pub fn mps() -> Self {
+        Streams { name: "mps" }
+    }
+}
+
+impl Policy for Streams {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn stream_priority(&self, _client: &ClientInfo) -> StreamPriority {
+        StreamPriority::Low
+    }
+
+    fn schedule(&mut self, cx: &mut SchedContext<'_>) {
+        for c in 0..cx.num_clients() {
+            cx.submit_all(c);
+        }
+    }
+}

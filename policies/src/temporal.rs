@@ -1,0 +1,59 @@
+//! `temporal`: time-slicing, one client's request (iteration) at a time owns the GPU.
+
+use crate::client::{ClientId, ClientInfo};
+use crate::policy::{Policy, StreamPriority};
+use crate::state::{RequestDone, SchedContext};
+
+/// One client's request (or training iteration) at a time owns the GPU and runs to completion
+/// before any other client's work is submitted. At each boundary the HP client goes next if it
+/// has a request waiting; otherwise the BE clients take turns round-robin.
+#[derive(Debug, Default)]
+pub struct Temporal {
+    owner: Option<ClientId>,
+    /// Round-robin cursor over client indices for BE turns.
+    next_turn: usize,
+}
+
+impl Temporal {
+    fn pick_owner(&mut self, cx: &SchedContext<'_>) -> Option<ClientId> {
+        if let Some(hp) = cx.hp()
+            && cx.client(hp).request_active()
+        {
+            return Some(hp);
+        }
+        let n = cx.num_clients();
+        for k in 0..n {
+            let c = (self.next_turn + k) % n;
+            if Some(c) != cx.hp() && cx.client(c).request_active() {
+                self.next_turn = (c + 1) % n;
+                return Some(c);
+            }
+        }
+        None
+    }
+}
+
+impl Policy for Temporal {
+    fn name(&self) -> &'static str {
+        "temporal"
+    }
+
+    fn stream_priority(&self, _client: &ClientInfo) -> StreamPriority {
+        StreamPriority::Low
+    }
+
+    fn on_request_complete(&mut self, done: &RequestDone) {
+        if self.owner == Some(done.client) {
+            self.owner = None;
+        }
+    }
+
+    fn schedule(&mut self, cx: &mut SchedContext<'_>) {
+        if self.owner.is_none() {
+            self.owner = self.pick_owner(cx);
+        }
+        if let Some(owner) = self.owner {
+            cx.submit_all(owner);
+        }
+    }
+}
