@@ -1,1 +1,18 @@
-//! placeholder
+//! `orion-sim`: a discrete-event simulator of a GPU shared by several deep-learning jobs, driven
+//! by the same policy objects as the real GPU backend.
+//!
+//! * [`shape`]: what the GPU model needs to know about each op on a device.
+//! * [`gpu`]: the simulated GPU (streams, block dispatch, contention, copy engines).
+//! * [`engine`]: the event loop and host model of the clients.
+//! * [`run`]: a scenario under a policy, with the ideal reference, to a report.
+//! * [`cli`]: the `orion-sim` command line.
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod engine;
+pub mod gpu;
+pub mod run;
+pub mod shape;
+pub mod table;
+
+pub use run::{RunError, RunOptions, RunResult, run};

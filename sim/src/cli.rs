@@ -1,0 +1,340 @@
+//! The `orion-sim` command line: argument parsing and wiring only; the work is in the library.
+
+use crate::run::{RunOptions, run};
+use crate::table;
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use orion_policies::params::{ParamMap, parse_assignment};
+use orion_policies::registry;
+use orion_traces::builtin::{inference_client, training_client};
+use orion_traces::config::{LoadOptions, load_scenario};
+use orion_traces::format::read_trace;
+use orion_traces::scenario::DEFAULT_WARMUP;
+use orion_traces::units::parse_duration_ns;
+use orion_traces::{
+    ArrivalProcess, ClientSpec, DeviceSpec, Model, Pair, Role, Scenario, Stop, WorkKind,
+    arrival::read_inter_arrivals,
+};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Simulate deep-learning jobs sharing one GPU under a scheduling policy.
+#[derive(Debug, Parser)]
+#[command(name = "orion-sim", version, args_conflicts_with_subcommands = true)]
+#[command(
+    after_help = "Examples:\n  orion-sim --policy priority-streams --trace resnet50_bert\n  \
+orion-sim --policy streams --trace mobilenetv2_resnet101 --duration 60s --json\n  \
+orion-sim --policy temporal config.json\n  orion-sim list"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List policies, models, pairs and devices.
+    List,
+}
+
+/// Arguments of a simulation run.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario file: Orion's config.json (a list of clients, the last one high-priority) or an
+    /// orion-rs scenario (JSON object).
+    config: Option<PathBuf>,
+    /// Scheduling policy (see `orion-sim list`); default: the scenario's, else priority-streams.
+    #[arg(long, short)]
+    policy: Option<String>,
+    /// Built-in workload: a pair HP_BE such as resnet50_bert (HP = first model, inference; BE =
+    /// second model, training), a single model name, or a trace file.
+    #[arg(long, short, conflicts_with = "config")]
+    trace: Option<String>,
+    /// Mode of a single-model or trace-file workload: inference or training.
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<WorkKind>,
+    /// Device preset (v100, a100, h100).
+    #[arg(long, default_value = "h100", conflicts_with = "device_file")]
+    device: String,
+    /// Device description file (JSON, see traces/devices/).
+    #[arg(long)]
+    device_file: Option<PathBuf>,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Simulated time to run, e.g. 30s, 2min (default 30s unless --requests is given).
+    #[arg(long, conflicts_with = "requests")]
+    duration: Option<String>,
+    /// Stop after the HP client completes this many measured requests.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Warm-up requests per client excluded from statistics (default 10).
+    #[arg(long)]
+    warmup: Option<u32>,
+    /// HP arrival rate in requests/s (overrides the workload's).
+    #[arg(long)]
+    hp_rate: Option<f64>,
+    /// HP arrivals at constant intervals instead of Poisson.
+    #[arg(long)]
+    uniform: bool,
+    /// HP inter-arrival times from a file (seconds, one per line, or a JSON list).
+    #[arg(long)]
+    inter_arrivals: Option<PathBuf>,
+    /// Policy parameter, key=value (repeatable), e.g. -P dur_threshold=160us.
+    #[arg(short = 'P', long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Print the JSON report instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Skip the ideal (dedicated-GPU) reference runs.
+    #[arg(long)]
+    no_ideal: bool,
+}
+
+fn parse_mode(s: &str) -> Result<WorkKind, String> {
+    s.parse()
+}
+
+/// Runs the command line `args` (program name first), writing to `out` and `err`; returns the
+/// process exit code.
+pub fn main_with<I, T>(args: I, out: &mut dyn Write, err: &mut dyn Write) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = e.exit_code();
+            let text = e.render().ansi().to_string();
+            let _ = if code == 0 {
+                write!(out, "{text}")
+            } else {
+                write!(err, "{text}")
+            };
+            return code;
+        }
+    };
+    match execute(cli, out) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e:#}");
+            1
+        }
+    }
+}
+
+fn execute(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    match cli.command {
+        Some(Command::List) => list(out),
+        None => run_command(cli.run, out),
+    }
+}
+
+fn list(out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "policies:")?;
+    for (name, summary) in registry::summaries() {
+        writeln!(out, "  {name:<18} {summary}")?;
+    }
+    writeln!(out, "models (inference batch / training batch):")?;
+    for m in Model::ALL {
+        writeln!(
+            out,
+            "  {:<18} {} / {}",
+            m.as_str(),
+            m.default_batch(WorkKind::Inference),
+            m.default_batch(WorkKind::Training)
+        )?;
+    }
+    writeln!(
+        out,
+        "pairs: HP_BE from any two models, e.g. resnet50_bert, mobilenetv2_resnet101"
+    )?;
+    writeln!(out, "devices: {}", DeviceSpec::preset_names().join(", "))?;
+    Ok(())
+}
+
+fn load_device(args: &RunArgs) -> Result<(DeviceSpec, String)> {
+    match &args.device_file {
+        Some(p) => Ok((DeviceSpec::from_file(p)?, p.display().to_string())),
+        None => Ok((
+            DeviceSpec::preset(&args.device)?,
+            format!("builtin:{}", args.device.to_ascii_lowercase()),
+        )),
+    }
+}
+
+/// Builds the scenario the arguments describe.
+pub fn scenario_from_args(args: &RunArgs) -> Result<Scenario> {
+    let (device, device_source) = load_device(args)?;
+    let mut scenario = if let Some(path) = &args.config {
+        let opts = LoadOptions {
+            device,
+            device_source,
+            seed: args.seed,
+            warmup: args.warmup.unwrap_or(DEFAULT_WARMUP),
+        };
+        let mut s =
+            load_scenario(path, &opts).with_context(|| format!("loading {}", path.display()))?;
+        // The command line wins over the file for what it states explicitly.
+        if args.device_file.is_some() || args.device != "h100" {
+            s.device = opts.device;
+            s.device_source = opts.device_source;
+        }
+        if args.seed != 1 {
+            s.seed = args.seed;
+        }
+        if let Some(w) = args.warmup {
+            s.warmup = w;
+        }
+        s
+    } else {
+        let name = args.trace.as_deref().unwrap_or("resnet50_bert");
+        let clients = clients_for(name, args.mode, &device)?;
+        Scenario {
+            name: Path::new(name)
+                .file_stem()
+                .map_or(name.to_string(), |s| s.to_string_lossy().into_owned()),
+            clients,
+            device,
+            device_source,
+            seed: args.seed,
+            stop: Stop::DEFAULT,
+            warmup: args.warmup.unwrap_or(DEFAULT_WARMUP),
+            policy: None,
+            policy_params: ParamMap::new(),
+        }
+    };
+    if let Some(d) = &args.duration {
+        let ns = parse_duration_ns(d, "s").map_err(|e| anyhow!("--duration: {e}"))?;
+        if ns == 0 {
+            bail!("--duration: must be positive");
+        }
+        scenario.stop = Stop {
+            duration_ns: Some(ns),
+            requests: None,
+        };
+    } else if let Some(n) = args.requests {
+        if n == 0 {
+            bail!("--requests: must be at least 1");
+        }
+        scenario.stop = Stop {
+            duration_ns: None,
+            requests: Some(n),
+        };
+    }
+    let hp_arrival = if let Some(path) = &args.inter_arrivals {
+        Some(ArrivalProcess::Trace {
+            inter_arrival_s: read_inter_arrivals(path)?,
+        })
+    } else {
+        let rate = args.hp_rate.or_else(|| {
+            scenario
+                .hp_client()
+                .and_then(|h| scenario.clients[h].arrival.mean_rate())
+                .filter(|_| args.uniform)
+        });
+        rate.map(|rate| {
+            if args.uniform {
+                ArrivalProcess::Uniform { rate }
+            } else {
+                ArrivalProcess::Poisson { rate }
+            }
+        })
+    };
+    if let Some(arrival) = hp_arrival {
+        arrival
+            .validate()
+            .map_err(|(f, m)| anyhow!("HP arrival {f}: {m}"))?;
+        let h = scenario
+            .hp_client()
+            .ok_or_else(|| anyhow!("the workload has no HP client to set the rate of"))?;
+        if scenario.clients[h].kind == WorkKind::Training {
+            bail!("the HP client trains (closed loop); an arrival rate applies to inference only");
+        }
+        scenario.clients[h].arrival = arrival;
+    }
+    Ok(scenario)
+}
+
+fn clients_for(name: &str, mode: Option<WorkKind>, device: &DeviceSpec) -> Result<Vec<ClientSpec>> {
+    let path = Path::new(name);
+    if path.extension().is_some() || path.exists() {
+        let trace = read_trace(path)?;
+        let kind = mode.or(trace.meta.mode).unwrap_or(WorkKind::Inference);
+        let arrival = match kind {
+            WorkKind::Inference => ArrivalProcess::Poisson {
+                rate: Model::ResNet50.default_hp_rate(),
+            },
+            WorkKind::Training => ArrivalProcess::ClosedLoop,
+        };
+        return Ok(vec![ClientSpec {
+            name: trace.meta.name.clone(),
+            role: Role::Hp,
+            kind,
+            trace: Arc::new(trace),
+            first_trace: None,
+            arrival,
+            max_requests: None,
+        }]);
+    }
+    if name.contains('_') {
+        let pair: Pair = name.parse()?;
+        if mode.is_some() {
+            bail!("--mode applies to a single model or trace file, not to a pair");
+        }
+        return Ok(orion_traces::builtin::pair_clients(pair, device));
+    }
+    let model: Model = name.parse()?;
+    Ok(vec![match mode.unwrap_or(WorkKind::Inference) {
+        WorkKind::Inference => inference_client(
+            model,
+            Role::Hp,
+            ArrivalProcess::Poisson {
+                rate: model.default_hp_rate(),
+            },
+            device,
+        ),
+        WorkKind::Training => training_client(model, Role::Hp, device),
+    }])
+}
+
+fn run_command(args: RunArgs, out: &mut dyn Write) -> Result<()> {
+    let scenario = scenario_from_args(&args)?;
+    let mut params = scenario.policy_params.clone();
+    for p in &args.params {
+        let (k, v) = parse_assignment(p).map_err(|e| anyhow!("--param: {e}"))?;
+        params.insert(k, v);
+    }
+    let policy = args
+        .policy
+        .clone()
+        .or_else(|| scenario.policy.clone())
+        .unwrap_or_else(|| "priority-streams".into());
+    let result = run(
+        &scenario,
+        &policy,
+        &params,
+        RunOptions {
+            with_ideal: !args.no_ideal,
+        },
+    )?;
+    let json = result.report.to_json();
+    if let Some(path) = &args.output {
+        std::fs::write(path, format!("{json}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        writeln!(out, "{json}")?;
+    } else {
+        write!(out, "{}", table::render(&result))?;
+    }
+    Ok(())
+}

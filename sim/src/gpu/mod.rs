@@ -1,0 +1,532 @@
+//! The simulated GPU: streams, the block dispatcher, resident blocks and their progress, copy
+//! engines.
+//!
+//! # Model
+//! * **Streams.** Each client has one stream; its ops run in order, the next starting
+//!   `kernel_gap_ns` after the previous completes and not before it becomes visible (submission
+//!   plus launch latency).
+//! * **Block dispatch.** A started kernel's blocks wait for resources. The dispatcher walks the
+//!   kernels with undispatched blocks by stream priority, then launch order, and gives each as
+//!   many blocks as fit in the free resources (threads, registers, shared memory, block slots,
+//!   summed over the SMs), so later kernels get the leftovers. Running blocks are never evicted:
+//!   a high-priority kernel wins only the next freed slots.
+//! * **Cohorts.** Blocks dispatched together form a cohort that finishes together after one
+//!   block time (the kernel's standalone duration divided by its standalone waves), stretched
+//!   by the contention model (see [`contention`]). A kernel that is resource-limited and alone
+//!   in wanting resources is dispatched as one cohort of several back-to-back waves, so a
+//!   many-wave kernel costs two events instead of one per wave; the cohort is cut back to its
+//!   current wave as soon as anything else could use the resources it holds.
+//! * **Copies.** Host-device copies use one copy engine per direction, shared equally by the
+//!   copies active in that direction; device-side copies and memsets draw DRAM bandwidth and
+//!   no SMs.
+
+pub mod contention;
+
+use crate::shape::{Exec, KernelShape, RESOURCES, Res};
+use contention::{Load, slowdowns};
+use orion_traces::DeviceSpec;
+use orion_traces::device::ContentionParams;
+use std::collections::VecDeque;
+
+/// Time in ns meaning "never".
+pub const NEVER: u64 = u64::MAX;
+
+/// An op finished on the GPU: (stream, sequence number).
+pub type Done = (usize, u64);
+
+#[derive(Debug, Clone, Copy)]
+struct StreamOp {
+    seq: u64,
+    exec: Exec,
+    visible_at: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Stream {
+    priority: u8,
+    queue: VecDeque<StreamOp>,
+    head_running: bool,
+    ready_at: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cohort {
+    blocks: u64,
+    waves: u64,
+    progress: f64,
+    finish_at: u64,
+}
+
+#[derive(Debug, Clone)]
+struct ActiveKernel {
+    stream: usize,
+    priority: u8,
+    started_at: u64,
+    shape: KernelShape,
+    undispatched: u64,
+    resident: u64,
+    cohorts: Vec<Cohort>,
+    /// Progress rate in waves per ns.
+    rate: f64,
+    sigma: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Transfer {
+    stream: usize,
+    /// Remaining standalone work, ns.
+    remaining: f64,
+    rate: f64,
+    finish_at: u64,
+    started_at: u64,
+    dram: f64,
+}
+
+/// Counters the GPU model keeps for reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct GpuStats {
+    /// GPU-internal events processed (op starts, cohort and transfer completions).
+    pub events: u64,
+    /// Integral of SMs holding at least one block over time, SM-ns.
+    pub busy_sm_ns: f64,
+    /// Standalone-equivalent time of work killed by preemption, ns.
+    pub preempted_work_ns: f64,
+}
+
+/// The simulated GPU.
+#[derive(Debug, Clone)]
+pub struct GpuModel {
+    sm_count: u64,
+    capacity: Res,
+    free: Res,
+    params: ContentionParams,
+    kernel_gap: u64,
+    streams: Vec<Stream>,
+    kernels: Vec<ActiveKernel>,
+    /// Active transfers: index 0 device-side DMA (D2D copies, memsets), 1 H2D copies, 2 D2H.
+    transfers: [Vec<Transfer>; 3],
+    now: u64,
+    next_time: u64,
+    stats: GpuStats,
+    scratch_loads: Vec<Load>,
+    scratch_dma: Vec<f64>,
+    scratch_sigma: Vec<f64>,
+    scratch_sigma_dma: Vec<f64>,
+}
+
+fn fits(free: &Res, need: &Res) -> u64 {
+    let mut n = u64::MAX;
+    for i in 0..RESOURCES {
+        if need[i] > 0 {
+            n = n.min(free[i] / need[i]);
+        }
+    }
+    n
+}
+
+impl GpuModel {
+    /// A GPU for `device` with one stream per entry of `priorities` (higher value = higher
+    /// priority).
+    pub fn new(device: &DeviceSpec, priorities: &[u8]) -> Self {
+        let capacity = crate::shape::gpu_capacity(device);
+        GpuModel {
+            sm_count: device.sm_count as u64,
+            capacity,
+            free: capacity,
+            params: device.contention.clone(),
+            kernel_gap: device.kernel_gap_ns,
+            streams: priorities
+                .iter()
+                .map(|&p| Stream {
+                    priority: p,
+                    queue: VecDeque::new(),
+                    head_running: false,
+                    ready_at: 0,
+                })
+                .collect(),
+            kernels: Vec::new(),
+            transfers: [Vec::new(), Vec::new(), Vec::new()],
+            now: 0,
+            next_time: NEVER,
+            stats: GpuStats::default(),
+            scratch_loads: Vec::new(),
+            scratch_dma: Vec::new(),
+            scratch_sigma: Vec::new(),
+            scratch_sigma_dma: Vec::new(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> GpuStats {
+        self.stats
+    }
+
+    /// Time of the next GPU-internal event ([`NEVER`] if idle).
+    pub fn next_time(&self) -> u64 {
+        self.next_time
+    }
+
+    /// Whether nothing is queued or running.
+    pub fn is_idle(&self) -> bool {
+        self.streams.iter().all(|s| s.queue.is_empty())
+    }
+
+    /// Appends an op to `stream`; it becomes visible to the GPU at `visible_at`.
+    pub fn submit(&mut self, stream: usize, seq: u64, exec: Exec, visible_at: u64) {
+        let s = &mut self.streams[stream];
+        s.queue.push_back(StreamOp {
+            seq,
+            exec,
+            visible_at,
+        });
+        if !s.head_running && s.queue.len() == 1 {
+            let start = visible_at.max(s.ready_at).max(self.now);
+            self.next_time = self.next_time.min(start);
+        }
+    }
+
+    /// Kills everything queued or running on `stream` (reset-based preemption). Returns the
+    /// sequence numbers removed, oldest first; the work already done is added to
+    /// [`GpuStats::preempted_work_ns`].
+    pub fn preempt(&mut self, stream: usize, now: u64) -> Vec<u64> {
+        self.account(now);
+        let removed: Vec<u64> = self.streams[stream]
+            .queue
+            .drain(..)
+            .map(|o| o.seq)
+            .collect();
+        if self.streams[stream].head_running {
+            self.streams[stream].head_running = false;
+            self.streams[stream].ready_at = now;
+            if let Some(i) = self.kernels.iter().position(|k| k.stream == stream) {
+                let k = self.kernels.remove(i);
+                for c in &k.cohorts {
+                    for r in 0..RESOURCES {
+                        self.free[r] += c.blocks * k.shape.per_block[r];
+                    }
+                }
+                self.stats.preempted_work_ns += (now - k.started_at) as f64;
+            }
+            for list in &mut self.transfers {
+                if let Some(i) = list.iter().position(|t| t.stream == stream) {
+                    let t = list.remove(i);
+                    self.stats.preempted_work_ns += (now - t.started_at) as f64;
+                }
+            }
+            self.dispatch_and_rate(now);
+        }
+        self.refresh_next_time();
+        removed
+    }
+
+    /// Integrates busy SMs and progress from the last update to `now`.
+    fn account(&mut self, now: u64) {
+        if now <= self.now {
+            return;
+        }
+        let dt = (now - self.now) as f64;
+        let covered: u64 = self
+            .kernels
+            .iter()
+            .map(|k| k.resident.min(self.sm_count))
+            .sum();
+        self.stats.busy_sm_ns += covered.min(self.sm_count) as f64 * dt;
+        for k in &mut self.kernels {
+            for c in &mut k.cohorts {
+                c.progress = (c.progress + dt * k.rate).min(c.waves as f64);
+            }
+        }
+        for t in self.transfers.iter_mut().flatten() {
+            t.remaining = (t.remaining - dt * t.rate).max(0.0);
+        }
+        self.now = now;
+    }
+
+    /// Processes every GPU-internal event at `now` (which must be [`next_time`](Self::next_time)
+    /// or later than the last update) and appends the ops that completed.
+    pub fn advance(&mut self, now: u64, done: &mut Vec<Done>) {
+        self.account(now);
+        loop {
+            let mut changed = false;
+            // Cohorts and kernels that finished.
+            let mut i = 0;
+            while i < self.kernels.len() {
+                let k = &mut self.kernels[i];
+                let before = k.cohorts.len();
+                let free = &mut self.free;
+                k.cohorts.retain(|c| {
+                    if c.finish_at <= now {
+                        for r in 0..RESOURCES {
+                            free[r] += c.blocks * k.shape.per_block[r];
+                        }
+                        k.resident -= c.blocks;
+                        false
+                    } else {
+                        true
+                    }
+                });
+                if k.cohorts.len() != before {
+                    changed = true;
+                    self.stats.events += (before - k.cohorts.len()) as u64;
+                }
+                if k.cohorts.is_empty() && k.undispatched == 0 {
+                    let k = self.kernels.remove(i);
+                    self.finish_head(k.stream, now, done);
+                } else {
+                    i += 1;
+                }
+            }
+            // Transfers that finished.
+            for list_id in 0..self.transfers.len() {
+                let mut j = 0;
+                while j < self.transfers[list_id].len() {
+                    if self.transfers[list_id][j].finish_at <= now {
+                        let t = self.transfers[list_id].remove(j);
+                        changed = true;
+                        self.stats.events += 1;
+                        self.finish_head(t.stream, now, done);
+                    } else {
+                        j += 1;
+                    }
+                }
+            }
+            // Stream heads that can start.
+            for s in 0..self.streams.len() {
+                let st = &self.streams[s];
+                if st.head_running {
+                    continue;
+                }
+                let Some(op) = st.queue.front() else { continue };
+                if op.visible_at.max(st.ready_at) > now {
+                    continue;
+                }
+                let op = *op;
+                changed = true;
+                self.stats.events += 1;
+                self.start(s, op, now, done);
+            }
+            if !changed {
+                break;
+            }
+            self.dispatch_and_rate(now);
+        }
+        self.refresh_next_time();
+    }
+
+    fn finish_head(&mut self, stream: usize, now: u64, done: &mut Vec<Done>) {
+        let s = &mut self.streams[stream];
+        let op = s.queue.pop_front().expect("finished op is the stream head");
+        s.head_running = false;
+        s.ready_at = now + self.kernel_gap;
+        done.push((stream, op.seq));
+    }
+
+    fn start(&mut self, stream: usize, op: StreamOp, now: u64, done: &mut Vec<Done>) {
+        let priority = self.streams[stream].priority;
+        self.streams[stream].head_running = true;
+        match op.exec {
+            Exec::Kernel(shape) => {
+                let k = ActiveKernel {
+                    stream,
+                    priority,
+                    started_at: now,
+                    shape,
+                    undispatched: shape.blocks,
+                    resident: 0,
+                    cohorts: Vec::new(),
+                    rate: 0.0,
+                    sigma: 1.0,
+                };
+                // Keep kernels in dispatch precedence: priority first, then launch order.
+                let pos = self
+                    .kernels
+                    .iter()
+                    .position(|o| o.priority < priority)
+                    .unwrap_or(self.kernels.len());
+                self.kernels.insert(pos, k);
+            }
+            Exec::Copy { dir, work_ns } => self.transfers[1 + dir].push(Transfer {
+                stream,
+                remaining: work_ns.max(1.0),
+                rate: 1.0,
+                finish_at: NEVER,
+                started_at: now,
+                dram: 0.0,
+            }),
+            Exec::Dma { work_ns, dram } => self.transfers[0].push(Transfer {
+                stream,
+                remaining: work_ns.max(1.0),
+                rate: 1.0,
+                finish_at: NEVER,
+                started_at: now,
+                dram,
+            }),
+            Exec::Instant => {
+                let s = &mut self.streams[stream];
+                s.queue.pop_front();
+                s.head_running = false;
+                s.ready_at = now;
+                done.push((stream, op.seq));
+            }
+        }
+    }
+
+    /// Gives free resources to waiting blocks, then recomputes every rate and finish time.
+    fn dispatch_and_rate(&mut self, now: u64) {
+        let n = self.kernels.len();
+        for i in 0..n {
+            // A kernel holding a multi-wave cohort gives it up at the next wave boundary if a
+            // kernel ahead of it is waiting, or if more of its own blocks would fit now.
+            let ahead_waiting = self.kernels[..i].iter().any(|k| k.undispatched > 0);
+            let k = &mut self.kernels[i];
+            let more_fit = fits(&self.free, &k.shape.per_block) > 0;
+            let mut split = false;
+            if ahead_waiting || more_fit {
+                for c in &mut k.cohorts {
+                    if c.waves > 1 {
+                        let keep = (c.progress - 1e-9).ceil().max(1.0) as u64;
+                        if keep < c.waves {
+                            k.undispatched += (c.waves - keep) * c.blocks;
+                            c.waves = keep;
+                            c.finish_at = NEVER;
+                            split = true;
+                        }
+                    }
+                }
+            }
+            if k.undispatched == 0 {
+                continue;
+            }
+            let n_fit = fits(&self.free, &k.shape.per_block).min(k.undispatched);
+            if n_fit == 0 {
+                continue;
+            }
+            let waves = if n_fit < k.undispatched && !split && !ahead_waiting {
+                k.undispatched / n_fit
+            } else {
+                1
+            };
+            for r in 0..RESOURCES {
+                self.free[r] -= n_fit * k.shape.per_block[r];
+            }
+            k.undispatched -= n_fit * waves;
+            k.resident += n_fit;
+            k.cohorts.push(Cohort {
+                blocks: n_fit,
+                waves,
+                progress: 0.0,
+                finish_at: NEVER,
+            });
+        }
+        self.update_rates(now);
+    }
+
+    fn update_rates(&mut self, now: u64) {
+        let s = self.sm_count as f64;
+        self.scratch_loads.clear();
+        for k in &self.kernels {
+            let cov_alone = k.shape.resident_alone.min(self.sm_count) as f64;
+            self.scratch_loads.push(Load {
+                sm_util: k.shape.sm_util,
+                dram_util: k.shape.dram_util,
+                alpha: k.resident as f64 / k.shape.resident_alone.max(1) as f64,
+                cov: k.resident.min(self.sm_count) as f64,
+                cov_alone,
+            });
+        }
+        self.scratch_dma.clear();
+        self.scratch_dma
+            .extend(self.transfers[0].iter().map(|d| d.dram));
+        slowdowns(
+            &self.params,
+            s,
+            &self.scratch_loads,
+            &self.scratch_dma,
+            &mut self.scratch_sigma,
+            &mut self.scratch_sigma_dma,
+        );
+        for (k, &sigma) in self.kernels.iter_mut().zip(&self.scratch_sigma) {
+            let rate = 1.0 / (k.shape.block_time_ns * sigma);
+            let changed = rate != k.rate;
+            k.rate = rate;
+            k.sigma = sigma;
+            for c in &mut k.cohorts {
+                if changed || c.finish_at == NEVER {
+                    c.finish_at =
+                        now + ((c.waves as f64 - c.progress) / rate).ceil().max(0.0) as u64;
+                }
+            }
+        }
+        for (t, &sigma) in self.transfers[0].iter_mut().zip(&self.scratch_sigma_dma) {
+            set_rate(t, 1.0 / sigma, now);
+        }
+        for list in &mut self.transfers[1..] {
+            let n = list.len() as f64;
+            for t in list.iter_mut() {
+                set_rate(t, 1.0 / n, now);
+            }
+        }
+    }
+
+    fn refresh_next_time(&mut self) {
+        let mut t = NEVER;
+        for k in &self.kernels {
+            for c in &k.cohorts {
+                t = t.min(c.finish_at);
+            }
+        }
+        for x in self.transfers.iter().flatten() {
+            t = t.min(x.finish_at);
+        }
+        for s in &self.streams {
+            if !s.head_running
+                && let Some(op) = s.queue.front()
+            {
+                t = t.min(op.visible_at.max(s.ready_at));
+            }
+        }
+        self.next_time = t;
+    }
+
+    /// Number of SMs.
+    pub fn sm_count(&self) -> u64 {
+        self.sm_count
+    }
+
+    /// Resources free now (for tests and invariants).
+    pub fn free_resources(&self) -> Res {
+        self.free
+    }
+
+    /// Total resources.
+    pub fn capacity(&self) -> Res {
+        self.capacity
+    }
+
+    /// Resident blocks per stream now (for tests).
+    pub fn resident_blocks(&self, stream: usize) -> u64 {
+        self.kernels
+            .iter()
+            .filter(|k| k.stream == stream)
+            .map(|k| k.resident)
+            .sum()
+    }
+
+    /// Current slowdown of the kernel running on `stream`, if any (for tests).
+    pub fn slowdown(&self, stream: usize) -> Option<f64> {
+        self.kernels
+            .iter()
+            .find(|k| k.stream == stream)
+            .map(|k| k.sigma)
+    }
+}
+
+fn set_rate(t: &mut Transfer, rate: f64, now: u64) {
+    if rate != t.rate || t.finish_at == NEVER {
+        t.rate = rate;
+        t.finish_at = now + (t.remaining / rate).ceil() as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests;

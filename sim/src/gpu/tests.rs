@@ -1,0 +1,298 @@
+//! Each modelled phenomenon pinned by a tiny case whose answer is worked out by hand (H100
+//! preset: 132 SMs, kernel gap 1 us, latency floor 0.2, DRAM efficiency 0.9).
+
+use super::*;
+use crate::shape::shape_of;
+use orion_traces::{Dim3, KernelClass, OpKind, OpRecord};
+
+const US: u64 = 1_000;
+
+fn h100() -> DeviceSpec {
+    DeviceSpec::preset("h100").unwrap()
+}
+
+/// A kernel in Orion's abstraction: `sm_needed` blocks of one whole SM each.
+fn whole_sm_kernel(sm_needed: u32, duration_us: u64) -> OpRecord {
+    OpRecord::kernel("k", duration_us * US, sm_needed, KernelClass::Compute)
+}
+
+/// A one-wave kernel of 132 small blocks (256 threads, 32 registers: 8 fit per SM), so that
+/// several such kernels are co-resident on every SM.
+fn small_block_kernel(duration_us: u64, sm_pct: f64, dram_pct: f64) -> OpRecord {
+    let mut r = OpRecord::kernel("k", duration_us * US, 17, KernelClass::Unknown);
+    r.grid = Some(Dim3::linear(132));
+    r.block = Some(Dim3::linear(256));
+    r.registers_per_thread = Some(32);
+    r.blocks_per_sm = Some(8);
+    r.sm_throughput_pct = Some(sm_pct);
+    r.dram_throughput_pct = Some(dram_pct);
+    r
+}
+
+/// Submits `(stream, record, visible_at)` and runs to idle; returns each op's completion time
+/// by submission order.
+fn run(gpu: &mut GpuModel, device: &DeviceSpec, ops: &[(usize, OpRecord, u64)]) -> Vec<u64> {
+    for (seq, (stream, rec, at)) in ops.iter().enumerate() {
+        gpu.submit(*stream, seq as u64, shape_of(rec, device), *at);
+    }
+    let mut finish = vec![NEVER; ops.len()];
+    let mut done = Vec::new();
+    while gpu.next_time() != NEVER {
+        let t = gpu.next_time();
+        gpu.advance(t, &mut done);
+        for (_, seq) in done.drain(..) {
+            finish[seq as usize] = t;
+        }
+    }
+    assert_eq!(
+        gpu.free_resources(),
+        gpu.capacity(),
+        "all resources returned"
+    );
+    finish
+}
+
+#[test]
+fn alone_a_kernel_takes_its_standalone_duration() {
+    let d = h100();
+    let mut gpu = GpuModel::new(&d, &[0]);
+    // 3 waves of 132 whole-SM blocks, 30 us: done at 30 us.
+    assert_eq!(
+        run(&mut gpu, &d, &[(0, whole_sm_kernel(396, 30), 0)]),
+        vec![30 * US]
+    );
+}
+
+#[test]
+fn ops_of_one_stream_run_in_order_with_the_kernel_gap() {
+    let d = h100();
+    let mut gpu = GpuModel::new(&d, &[0]);
+    // Two 10-SM kernels on one stream: the second starts 1 us after the first ends.
+    let f = run(
+        &mut gpu,
+        &d,
+        &[
+            (0, whole_sm_kernel(10, 10), 0),
+            (0, whole_sm_kernel(10, 10), 0),
+        ],
+    );
+    assert_eq!(f, vec![10 * US, 21 * US]);
+}
+
+#[test]
+fn small_kernels_on_different_streams_run_side_by_side() {
+    let d = h100();
+    let mut gpu = GpuModel::new(&d, &[0, 0]);
+    // 60 + 60 SMs fit in 132: both run at once, on disjoint SMs, without contention.
+    let f = run(
+        &mut gpu,
+        &d,
+        &[
+            (0, whole_sm_kernel(60, 10), 0),
+            (1, whole_sm_kernel(60, 10), 0),
+        ],
+    );
+    assert_eq!(f, vec![10 * US, 10 * US]);
+}
+
+#[test]
+fn full_gpu_kernels_of_equal_priority_run_in_launch_order() {
+    let d = h100();
+    let mut gpu = GpuModel::new(&d, &[0, 0]);
+    // Each needs all 132 SMs for 10 us: the second gets the SMs only when the first's blocks end.
+    let f = run(
+        &mut gpu,
+        &d,
+        &[
+            (0, whole_sm_kernel(132, 10), 0),
+            (1, whole_sm_kernel(132, 10), 1),
+        ],
+    );
+    assert_eq!(f, vec![10 * US, 20 * US]);
+}
+
+#[test]
+fn partial_occupancy_leaves_room_for_leftover_blocks() {
+    let d = h100();
+    let mut gpu = GpuModel::new(&d, &[0, 0]);
+    // A holds 100 SMs for 10 us; B wants 64: 32 fit now (t=0..10), the other 32 at t=10..20.
+    let f = run(
+        &mut gpu,
+        &d,
+        &[
+            (0, whole_sm_kernel(100, 10), 0),
+            (1, whole_sm_kernel(64, 10), 0),
+        ],
+    );
+    assert_eq!(f, vec![10 * US, 20 * US]);
+}
+
+#[test]
+fn hp_kernel_behind_multi_wave_be_kernel_overtakes_its_remaining_blocks_with_priority() {
+    let d = h100();
+    // BE: 3 waves of 132 whole-SM blocks (10 us each). HP: 10 blocks, 5 us, visible at 3 us.
+    let ops = [
+        (0, whole_sm_kernel(396, 30), 0),
+        (1, whole_sm_kernel(10, 5), 3 * US),
+    ];
+    // priority-streams (HP stream priority 1): the HP waits for the first BE wave to end (10 us:
+    // running blocks are never evicted), then takes 10 SMs ahead of the BE's remaining blocks
+    // and finishes at 15 us. The BE's 264 remaining blocks get 122 SMs at 10 us (10..20), 10 at
+    // 15 us (15..25), 122 at 20 us (20..30) and the last 10 at 25 us (25..35).
+    let mut gpu = GpuModel::new(&d, &[0, 1]);
+    assert_eq!(run(&mut gpu, &d, &ops), vec![35 * US, 15 * US]);
+    // streams (equal priority): the BE's blocks were launched first and are dispatched first;
+    // the HP runs only after the BE's last wave ends at 30 us.
+    let mut gpu = GpuModel::new(&d, &[0, 0]);
+    assert_eq!(run(&mut gpu, &d, &ops), vec![30 * US, 35 * US]);
+}
+
+#[test]
+fn two_compute_bound_kernels_sharing_sms_slow_each_other() {
+    let d = h100();
+    // Alone: 100 us. Together on the same SMs at 90% issue utilisation each: the SMs are
+    // oversubscribed 1.8x and both take 180 us.
+    let mut gpu = GpuModel::new(&d, &[0]);
+    assert_eq!(
+        run(&mut gpu, &d, &[(0, small_block_kernel(100, 90.0, 10.0), 0)]),
+        vec![100 * US]
+    );
+    let mut gpu = GpuModel::new(&d, &[0, 0]);
+    let f = run(
+        &mut gpu,
+        &d,
+        &[
+            (0, small_block_kernel(100, 90.0, 10.0), 0),
+            (1, small_block_kernel(100, 90.0, 10.0), 0),
+        ],
+    );
+    assert_eq!(f, vec![180 * US, 180 * US]);
+}
+
+#[test]
+fn compute_and_memory_bound_kernels_interfere_much_less() {
+    let d = h100();
+    let mut gpu = GpuModel::new(&d, &[0, 0]);
+    // Issue load 0.9 + 0.2 = 1.1 on shared SMs slows the compute kernel 1.1x; DRAM demand
+    // 0.1 + 0.85 = 0.95 against 0.9 deliverable slows the memory kernel 1.0556x, so it ends at
+    // 105.556 us. By then the compute kernel has done 105.556 / 1.1 = 95.96 us of its work and
+    // finishes the remaining 4.04 us alone, at 109.597 us.
+    let f = run(
+        &mut gpu,
+        &d,
+        &[
+            (0, small_block_kernel(100, 90.0, 10.0), 0),
+            (1, small_block_kernel(100, 20.0, 85.0), 0),
+        ],
+    );
+    assert_eq!(f, vec![109_597, 105_556]);
+}
+
+#[test]
+fn two_memory_bound_kernels_each_needing_70_percent_of_dram_run_slower_together() {
+    let d = h100();
+    let mut gpu = GpuModel::new(&d, &[0]);
+    assert_eq!(
+        run(&mut gpu, &d, &[(0, small_block_kernel(100, 20.0, 70.0), 0)]),
+        vec![100 * US]
+    );
+    // Demand 1.4 of peak against 0.9 deliverable: 1.5556x slower each.
+    let mut gpu = GpuModel::new(&d, &[0, 0]);
+    let f = run(
+        &mut gpu,
+        &d,
+        &[
+            (0, small_block_kernel(100, 20.0, 70.0), 0),
+            (1, small_block_kernel(100, 20.0, 70.0), 0),
+        ],
+    );
+    assert_eq!(f, vec![155_556, 155_556]);
+}
+
+#[test]
+fn contention_ends_when_the_other_kernel_ends() {
+    let d = h100();
+    let mut gpu = GpuModel::new(&d, &[0, 0]);
+    // A: 100 us, B: 50 us, both at 90% issue. Together 1.8x: B ends at 90 us having done its
+    // 50 us of work; A has done 50 of its 100 us by then and finishes alone at 140 us.
+    let f = run(
+        &mut gpu,
+        &d,
+        &[
+            (0, small_block_kernel(100, 90.0, 0.0), 0),
+            (1, small_block_kernel(50, 90.0, 0.0), 0),
+        ],
+    );
+    assert_eq!(f, vec![140 * US, 90 * US]);
+}
+
+fn copy(kind: OpKind, duration_us: u64) -> OpRecord {
+    let mut r = OpRecord::new(kind, "copy", duration_us * US, 0, KernelClass::Unknown);
+    r.copy_bytes = Some(duration_us * 50_000);
+    r
+}
+
+#[test]
+fn copies_share_the_engine_of_their_direction_only() {
+    let d = h100();
+    // Two H2D copies of 100 us share one engine: both end at 200 us.
+    let mut gpu = GpuModel::new(&d, &[0, 0]);
+    let f = run(
+        &mut gpu,
+        &d,
+        &[
+            (0, copy(OpKind::CopyH2D, 100), 0),
+            (1, copy(OpKind::CopyH2D, 100), 0),
+        ],
+    );
+    assert_eq!(f, vec![200 * US, 200 * US]);
+    // H2D and D2H use different engines: both end at 100 us.
+    let mut gpu = GpuModel::new(&d, &[0, 0]);
+    let f = run(
+        &mut gpu,
+        &d,
+        &[
+            (0, copy(OpKind::CopyH2D, 100), 0),
+            (1, copy(OpKind::CopyD2H, 100), 0),
+        ],
+    );
+    assert_eq!(f, vec![100 * US, 100 * US]);
+    // A copy does not take SMs from a kernel.
+    let mut gpu = GpuModel::new(&d, &[0, 0]);
+    let f = run(
+        &mut gpu,
+        &d,
+        &[
+            (0, copy(OpKind::CopyH2D, 100), 0),
+            (1, whole_sm_kernel(132, 50), 0),
+        ],
+    );
+    assert_eq!(f, vec![100 * US, 50 * US]);
+}
+
+#[test]
+fn preemption_frees_the_sms_and_counts_the_lost_work() {
+    let d = h100();
+    let mut gpu = GpuModel::new(&d, &[0, 1]);
+    gpu.submit(0, 0, shape_of(&whole_sm_kernel(132, 100), &d), 0);
+    let mut done = Vec::new();
+    gpu.advance(0, &mut done);
+    assert_eq!(gpu.resident_blocks(0), 132);
+    let removed = gpu.preempt(0, 40 * US);
+    assert_eq!(removed, vec![0]);
+    assert_eq!(gpu.free_resources(), gpu.capacity());
+    assert_eq!(gpu.stats().preempted_work_ns, 40_000.0);
+    assert_eq!(gpu.next_time(), NEVER);
+}
+
+#[test]
+fn many_wave_kernel_alone_costs_few_events() {
+    let d = h100();
+    let mut gpu = GpuModel::new(&d, &[0]);
+    // 100 waves: dispatched as one multi-wave cohort (start + one completion).
+    assert_eq!(
+        run(&mut gpu, &d, &[(0, whole_sm_kernel(13_200, 1000), 0)]),
+        vec![1000 * US]
+    );
+    assert!(gpu.stats().events <= 3, "events {}", gpu.stats().events);
+}

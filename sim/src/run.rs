@@ -1,0 +1,375 @@
+//! Running a scenario under a policy: the shared simulation, the ideal (dedicated-GPU)
+//! reference, and the report.
+
+use crate::engine::{SimClient, SimInput, SimOutcome, simulate};
+use orion_policies::report::{
+    ClientRecorder, ClientReport, DeviceReport, GpuReport, LatencyStats, PolicyReport,
+    REPORT_FORMAT, TraceReport, round6,
+};
+use orion_policies::{ClientInfo, ParamMap, Policy, PolicyError, Report, Sharing, registry};
+use orion_traces::{ArrivalProcess, ClientSpec, Scenario, Stop, WorkKind};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Errors of a simulation run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The scenario is inconsistent.
+    #[error("scenario `{name}`: {message}")]
+    Scenario {
+        /// Scenario name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The policy could not be built or set up.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+/// A finished run: the report plus what is not part of it because it is not deterministic.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// The report (deterministic for a scenario and seed).
+    pub report: Report,
+    /// Wall time of the whole run (shared simulation plus ideal reference).
+    pub wall: Duration,
+    /// Wall time of the policy's own simulation.
+    pub policy_wall: Duration,
+    /// Events of the policy's own simulation.
+    pub events: u64,
+    /// Simulated seconds of the policy's own simulation.
+    pub simulated_s: f64,
+}
+
+/// Options of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Also simulate each client alone, for overhead vs ideal and normalised throughput.
+    pub with_ideal: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { with_ideal: true }
+    }
+}
+
+/// Runs `scenario` under the policy `policy_name` with `params`.
+pub fn run(
+    scenario: &Scenario,
+    policy_name: &str,
+    params: &ParamMap,
+    opts: RunOptions,
+) -> Result<RunResult, RunError> {
+    let started = Instant::now();
+    scenario.validate().map_err(|message| RunError::Scenario {
+        name: scenario.name.clone(),
+        message,
+    })?;
+    let infos = client_infos(scenario);
+    let mut policy = registry::build(policy_name, params)?;
+    let t0 = Instant::now();
+    let (report_parts, outcome_events, simulated_ns) = match policy.sharing() {
+        Sharing::Shared => {
+            let out = run_shared(scenario, &infos, policy.as_mut(), scenario.stop)?;
+            let events = out.events();
+            let end = out.end_ns;
+            (Parts::Shared(out), events, end)
+        }
+        Sharing::Dedicated => {
+            let (outs, end) = run_dedicated(scenario, &infos, policy.as_mut())?;
+            let events = outs.iter().map(SimOutcome::events).sum();
+            (Parts::Dedicated(outs), events, end)
+        }
+    };
+    let policy_wall = t0.elapsed();
+    let mut report = build_report(scenario, &infos, policy.as_ref(), &report_parts);
+    if opts.with_ideal {
+        let ideal = if matches!(report_parts, Parts::Dedicated(_)) {
+            report.clone()
+        } else {
+            let mut ideal_policy = registry::build("ideal", &ParamMap::new())?;
+            let stop = Stop {
+                duration_ns: Some(simulated_ns.max(1)),
+                requests: None,
+            };
+            let outs = solo_runs(scenario, &infos, ideal_policy.as_mut(), stop)?;
+            build_report(
+                scenario,
+                &infos,
+                ideal_policy.as_ref(),
+                &Parts::Dedicated(outs),
+            )
+        };
+        report.attach_ideal(&ideal);
+    }
+    Ok(RunResult {
+        report,
+        wall: started.elapsed(),
+        policy_wall,
+        events: outcome_events,
+        simulated_s: simulated_ns as f64 / 1e9,
+    })
+}
+
+enum Parts {
+    Shared(SimOutcome),
+    Dedicated(Vec<SimOutcome>),
+}
+
+/// Static facts of every client, including its standalone request latency (simulated alone).
+pub fn client_infos(scenario: &Scenario) -> Vec<ClientInfo> {
+    scenario
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ClientInfo {
+            id: i,
+            name: c.name.clone(),
+            role: c.role,
+            kind: c.kind,
+            warmup: scenario.warmup,
+            ops_per_request: c.trace.ops.len(),
+            standalone_latency_ns: standalone_latency(scenario, c),
+            max_sm_needed: c.trace.max_sm_needed(),
+            update_start: c.trace.meta.update_start,
+        })
+        .collect()
+}
+
+/// Latency of one steady-state request of `client` with the GPU to itself.
+fn standalone_latency(scenario: &Scenario, client: &ClientSpec) -> u64 {
+    let spec = ClientSpec {
+        first_trace: None,
+        arrival: ArrivalProcess::ClosedLoop,
+        max_requests: Some(1),
+        ..client.clone()
+    };
+    let info = ClientInfo {
+        id: 0,
+        name: spec.name.clone(),
+        role: spec.role,
+        kind: spec.kind,
+        warmup: 0,
+        ops_per_request: spec.trace.ops.len(),
+        standalone_latency_ns: 0,
+        max_sm_needed: spec.trace.max_sm_needed(),
+        update_start: None,
+    };
+    let input = SimInput {
+        device: &scenario.device,
+        clients: vec![SimClient {
+            scenario_id: 0,
+            spec: &spec,
+            info: &info,
+        }],
+        seed: scenario.seed,
+        warmup: 0,
+        stop: Stop {
+            duration_ns: None,
+            requests: Some(1),
+        },
+    };
+    let mut ideal = orion_policies::ideal::Ideal;
+    let out = simulate(&input, &mut ideal).expect("ideal policy needs no setup");
+    out.recorders[0].latencies_ns.first().copied().unwrap_or(0)
+}
+
+fn run_shared(
+    scenario: &Scenario,
+    infos: &[ClientInfo],
+    policy: &mut dyn Policy,
+    stop: Stop,
+) -> Result<SimOutcome, PolicyError> {
+    let input = SimInput {
+        device: &scenario.device,
+        clients: scenario
+            .clients
+            .iter()
+            .zip(infos)
+            .enumerate()
+            .map(|(i, (spec, info))| SimClient {
+                scenario_id: i,
+                spec,
+                info,
+            })
+            .collect(),
+        seed: scenario.seed,
+        warmup: scenario.warmup,
+        stop,
+    };
+    simulate(&input, policy)
+}
+
+/// Each client alone under `policy` (a fresh setup per client), each with `stop`.
+fn solo_runs(
+    scenario: &Scenario,
+    infos: &[ClientInfo],
+    policy: &mut dyn Policy,
+    stop: Stop,
+) -> Result<Vec<SimOutcome>, PolicyError> {
+    let hp = scenario.hp_client();
+    scenario
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let info = ClientInfo {
+                id: 0,
+                ..infos[i].clone()
+            };
+            // A request-count stop applies to the HP client; the others run for the same time.
+            let stop = match (stop.requests, hp) {
+                (Some(_), Some(h)) if h != i => Stop {
+                    requests: None,
+                    ..stop
+                },
+                _ => stop,
+            };
+            let input = SimInput {
+                device: &scenario.device,
+                clients: vec![SimClient {
+                    scenario_id: i,
+                    spec,
+                    info: &info,
+                }],
+                seed: scenario.seed,
+                warmup: scenario.warmup,
+                stop,
+            };
+            simulate(&input, policy)
+        })
+        .collect()
+}
+
+fn run_dedicated(
+    scenario: &Scenario,
+    infos: &[ClientInfo],
+    policy: &mut dyn Policy,
+) -> Result<(Vec<SimOutcome>, u64), PolicyError> {
+    let mut outs = solo_runs(scenario, infos, policy, scenario.stop)?;
+    // With a request-count stop, clients other than the HP run as long as the HP did.
+    if scenario.stop.requests.is_some()
+        && let Some(h) = scenario.hp_client()
+    {
+        let end = outs[h].end_ns;
+        let stop = Stop {
+            duration_ns: Some(end.max(1)),
+            requests: None,
+        };
+        let others = solo_runs(scenario, infos, policy, stop)?;
+        for (i, o) in others.into_iter().enumerate() {
+            if i != h {
+                outs[i] = o;
+            }
+        }
+    }
+    let end = outs.iter().map(|o| o.end_ns).max().unwrap_or(0);
+    Ok((outs, end))
+}
+
+fn client_report(scenario: &Scenario, i: usize, rec: &ClientRecorder, end_ns: u64) -> ClientReport {
+    let c = &scenario.clients[i];
+    let (latency_ms, mean_iteration_ms) = match c.kind {
+        WorkKind::Inference => (LatencyStats::from_ns(&rec.latencies_ns), None),
+        WorkKind::Training => (
+            None,
+            LatencyStats::from_ns(&rec.latencies_ns).map(|l| l.mean),
+        ),
+    };
+    ClientReport {
+        id: i,
+        name: c.name.clone(),
+        role: c.role,
+        kind: c.kind,
+        trace: TraceReport {
+            name: c.trace.meta.name.clone(),
+            source: c.trace.meta.source.to_string(),
+            ops: c.trace.ops.len(),
+            kernels: c.trace.kernel_count(),
+        },
+        arrival: c.arrival.to_string(),
+        completed: rec.completed(),
+        throughput_per_s: round6(rec.throughput(end_ns)),
+        latency_ms,
+        mean_iteration_ms,
+        ideal: None,
+        overhead_vs_ideal: None,
+    }
+}
+
+fn build_report(
+    scenario: &Scenario,
+    infos: &[ClientInfo],
+    policy: &dyn Policy,
+    parts: &Parts,
+) -> Report {
+    let sm = scenario.device.sm_count as f64;
+    let (clients, duration_ns, busy, span, events, policy_calls, preempted) = match parts {
+        Parts::Shared(o) => (
+            o.recorders
+                .iter()
+                .enumerate()
+                .map(|(i, r)| client_report(scenario, i, r, o.end_ns))
+                .collect::<Vec<_>>(),
+            o.end_ns,
+            o.gpu.busy_sm_ns,
+            o.end_ns as f64,
+            o.events(),
+            o.policy_calls,
+            o.gpu.preempted_work_ns,
+        ),
+        Parts::Dedicated(outs) => (
+            outs.iter()
+                .enumerate()
+                .map(|(i, o)| client_report(scenario, i, &o.recorders[0], o.end_ns))
+                .collect(),
+            outs.iter().map(|o| o.end_ns).max().unwrap_or(0),
+            outs.iter().map(|o| o.gpu.busy_sm_ns).sum(),
+            outs.iter().map(|o| o.end_ns as f64).sum(),
+            outs.iter().map(SimOutcome::events).sum(),
+            outs.iter().map(|o| o.policy_calls).sum(),
+            outs.iter().map(|o| o.gpu.preempted_work_ns).sum(),
+        ),
+    };
+    let _ = infos;
+    let mut engine = BTreeMap::new();
+    engine.insert("events".to_string(), json!(events));
+    engine.insert("policy_calls".to_string(), json!(policy_calls));
+    engine.insert(
+        "preempted_work_ms".to_string(),
+        json!(round6(preempted / 1e6)),
+    );
+    Report {
+        format: REPORT_FORMAT.to_string(),
+        tool: format!("orion-rs {}", env!("CARGO_PKG_VERSION")),
+        backend: "sim".to_string(),
+        scenario: scenario.name.clone(),
+        policy: PolicyReport {
+            name: policy.name().to_string(),
+            params: policy.params(),
+            counters: policy.counters(),
+        },
+        device: DeviceReport {
+            name: scenario.device.name.clone(),
+            full_name: scenario.device.full_name.clone(),
+            source: scenario.device_source.clone(),
+            sm_count: scenario.device.sm_count,
+        },
+        seed: scenario.seed,
+        warmup: scenario.warmup,
+        duration_s: round6(duration_ns as f64 / 1e9),
+        clients,
+        gpu: GpuReport {
+            normalized_throughput: None,
+            sm_utilization: if span > 0.0 {
+                round6(busy / (sm * span))
+            } else {
+                0.0
+            },
+        },
+        engine,
+    }
+}

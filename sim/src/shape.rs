@@ -1,0 +1,264 @@
+//! What the GPU model needs to know about an op, derived once per trace row from its record and
+//! the device: blocks, per-block resources, per-wave time, and how hard it drives the SMs and
+//! DRAM.
+
+use orion_traces::occupancy::occupancy;
+use orion_traces::{DeviceSpec, KernelClass, OpKind, OpRecord};
+
+/// Indices of the per-block resource vector.
+pub const RESOURCES: usize = 4;
+
+/// A vector of SM resources: threads, registers, shared memory bytes, block slots.
+pub type Res = [u64; RESOURCES];
+
+/// How the GPU model executes an op.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Exec {
+    /// A kernel: blocks dispatched to SMs.
+    Kernel(KernelShape),
+    /// A host-device copy on the copy engine of one direction (0: H2D, 1: D2H); `work_ns` is
+    /// its standalone duration.
+    Copy {
+        /// Direction index.
+        dir: usize,
+        /// Standalone duration, ns.
+        work_ns: f64,
+    },
+    /// A device-side DMA operation (device-to-device copy, memset): no SMs, draws DRAM
+    /// bandwidth.
+    Dma {
+        /// Standalone duration, ns.
+        work_ns: f64,
+        /// Fraction of peak DRAM bandwidth it draws alone.
+        dram: f64,
+    },
+    /// Completes as soon as it reaches the head of its stream (allocation, free).
+    Instant,
+}
+
+/// A kernel as the block dispatcher sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KernelShape {
+    /// Thread blocks in the grid.
+    pub blocks: u64,
+    /// Resources one block holds while resident (the binding resource rounded up so that the
+    /// kernel alone gets exactly `blocks_per_sm` blocks per SM).
+    pub per_block: Res,
+    /// Blocks per SM alone.
+    pub blocks_per_sm: u32,
+    /// Time of one wave of blocks alone, ns.
+    pub block_time_ns: f64,
+    /// Blocks resident at once when alone: min(blocks, blocks_per_sm x SMs).
+    pub resident_alone: u64,
+    /// SM issue utilisation alone, averaged over all SMs (0..1).
+    pub sm_util: f64,
+    /// DRAM bandwidth utilisation alone, fraction of peak (0..1).
+    pub dram_util: f64,
+}
+
+/// Capacity of the whole GPU as a resource vector.
+pub fn gpu_capacity(device: &DeviceSpec) -> Res {
+    let s = device.sm_count as u64;
+    [
+        s * device.sm.max_threads as u64,
+        s * device.sm.registers as u64,
+        s * device.sm.shared_mem_bytes as u64,
+        s * device.sm.max_blocks as u64,
+    ]
+}
+
+/// The GPU-model shape of an op on `device`.
+pub fn shape_of(rec: &OpRecord, device: &DeviceSpec) -> Exec {
+    match rec.kind {
+        OpKind::Kernel => Exec::Kernel(kernel_shape(rec, device)),
+        OpKind::CopyH2D => Exec::Copy {
+            dir: 0,
+            work_ns: rec.duration_ns as f64,
+        },
+        OpKind::CopyD2H => Exec::Copy {
+            dir: 1,
+            work_ns: rec.duration_ns as f64,
+        },
+        OpKind::CopyD2D | OpKind::Memset => {
+            let dram = match (rec.dram_throughput_pct, rec.copy_bytes) {
+                (Some(p), _) => p / 100.0,
+                (None, Some(b)) if rec.duration_ns > 0 => {
+                    // Bytes moved per second against peak (a D2D copy reads and writes each byte).
+                    let factor = if rec.kind == OpKind::CopyD2D {
+                        2.0
+                    } else {
+                        1.0
+                    };
+                    factor * b as f64 / rec.duration_ns as f64 / device.dram_bandwidth_gbs
+                }
+                _ => device.contention.memory_class_util[1],
+            };
+            Exec::Dma {
+                work_ns: rec.duration_ns as f64,
+                dram: dram.clamp(0.0, 1.0),
+            }
+        }
+        OpKind::Malloc | OpKind::Free | OpKind::Sync => Exec::Instant,
+    }
+}
+
+fn kernel_shape(rec: &OpRecord, device: &DeviceSpec) -> KernelShape {
+    let sm = &device.sm;
+    let s = device.sm_count as u64;
+    let cap_per_sm: Res = [
+        sm.max_threads as u64,
+        sm.registers as u64,
+        sm.shared_mem_bytes as u64,
+        sm.max_blocks as u64,
+    ];
+    let threads = rec.threads_per_block();
+    // Blocks per SM: the record's, else the occupancy calculation from the launch shape, else
+    // Orion's abstraction (one block per SM, `sm_needed` blocks).
+    let blocks_per_sm = rec
+        .blocks_per_sm
+        .or_else(|| {
+            threads.map(|t| {
+                occupancy(
+                    sm,
+                    t as u32,
+                    rec.registers_per_thread.unwrap_or(32),
+                    rec.shared_mem_per_block.unwrap_or(0),
+                )
+                .blocks_per_sm
+            })
+        })
+        .unwrap_or(1)
+        .max(1);
+    let blocks = rec
+        .blocks()
+        .unwrap_or(rec.sm_needed.max(1) as u64 * blocks_per_sm as u64)
+        .max(1);
+    // Per-block resources: what the launch shape allocates, each raised to at least the SM's
+    // capacity divided by blocks_per_sm for the resources that bind (so the kernel alone packs
+    // exactly blocks_per_sm per SM). Without a launch shape every resource binds.
+    let mut per_block: Res = match threads {
+        Some(t) => {
+            let warps = t.div_ceil(32);
+            let unit = sm.register_alloc_unit.max(1) as u64;
+            let regs_per_warp =
+                (rec.registers_per_thread.unwrap_or(32) as u64 * 32).div_ceil(unit) * unit;
+            let smem = match rec.shared_mem_per_block.unwrap_or(0) as u64 {
+                0 => 0,
+                b => {
+                    let u = sm.shared_mem_alloc_unit.max(1) as u64;
+                    (b + sm.reserved_shared_mem_per_block as u64).div_ceil(u) * u
+                }
+            };
+            [warps * 32, warps * regs_per_warp, smem, 1]
+        }
+        None => [0; RESOURCES],
+    };
+    for i in 0..RESOURCES {
+        let share = cap_per_sm[i] / blocks_per_sm as u64;
+        if threads.is_none() || cap_per_sm[i] / per_block[i].max(1) <= blocks_per_sm as u64 {
+            per_block[i] = per_block[i].max(share);
+        }
+    }
+    let per_wave = blocks_per_sm as u64 * s;
+    let waves = blocks.div_ceil(per_wave);
+    let resident_alone = blocks.min(per_wave);
+    let duration = rec.duration_ns.max(1) as f64;
+    let (sm_util, dram_util) = match (rec.sm_throughput_pct, rec.dram_throughput_pct) {
+        (Some(u), Some(m)) => (u / 100.0, m / 100.0),
+        (u, m) => {
+            let c = &device.contention;
+            let d = match rec.class {
+                KernelClass::Compute => c.compute_class_util,
+                KernelClass::Memory => c.memory_class_util,
+                KernelClass::Unknown => c.unknown_class_util,
+            };
+            // Class defaults describe the SMs a kernel occupies; scale to the device average.
+            let sm_fill = (rec.sm_needed as f64 / s as f64).min(1.0);
+            (
+                u.map_or(d[0] * sm_fill, |v| v / 100.0),
+                m.map_or(d[1] * sm_fill, |v| v / 100.0),
+            )
+        }
+    };
+    KernelShape {
+        blocks,
+        per_block,
+        blocks_per_sm,
+        block_time_ns: duration / waves as f64,
+        resident_alone,
+        sm_util: sm_util.clamp(0.0, 1.0),
+        dram_util: dram_util.clamp(0.0, 1.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orion_traces::Dim3;
+
+    fn h100() -> DeviceSpec {
+        DeviceSpec::preset("h100").unwrap()
+    }
+
+    fn fits(cap: Res, need: Res) -> u64 {
+        (0..RESOURCES)
+            .filter(|&i| need[i] > 0)
+            .map(|i| cap[i] / need[i])
+            .min()
+            .unwrap()
+    }
+
+    #[test]
+    fn kernel_alone_packs_exactly_blocks_per_sm() {
+        let d = h100();
+        for (threads, regs, smem) in [
+            (256, 128, 0),
+            (1024, 16, 0),
+            (128, 32, 100 * 1024),
+            (96, 40, 5000),
+            (32, 16, 0),
+        ] {
+            let mut r = OpRecord::kernel("k", 10_000, 1, KernelClass::Compute);
+            r.grid = Some(Dim3::linear(100_000));
+            r.block = Some(Dim3::linear(threads));
+            r.registers_per_thread = Some(regs);
+            r.shared_mem_per_block = Some(smem);
+            let Exec::Kernel(k) = shape_of(&r, &d) else {
+                panic!()
+            };
+            let occ = occupancy(&d.sm, threads, regs, smem).blocks_per_sm as u64;
+            assert_eq!(k.blocks_per_sm as u64, occ);
+            assert_eq!(
+                fits(gpu_capacity(&d), k.per_block),
+                occ * d.sm_count as u64,
+                "{threads} {regs} {smem}"
+            );
+        }
+    }
+
+    #[test]
+    fn orion_csv_kernel_occupies_whole_sms() {
+        let d = h100();
+        let r = OpRecord::kernel("k", 10_000, 40, KernelClass::Memory);
+        let Exec::Kernel(k) = shape_of(&r, &d) else {
+            panic!()
+        };
+        assert_eq!(k.blocks, 40);
+        assert_eq!(fits(gpu_capacity(&d), k.per_block), d.sm_count as u64);
+        assert!((k.block_time_ns - 10_000.0).abs() < 1e-9);
+        // Class default scaled by the 40/132 SMs it fills.
+        assert!((k.dram_util - 0.75 * 40.0 / 132.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn multi_wave_kernel_splits_duration_per_wave() {
+        let d = h100();
+        let r = OpRecord::kernel("k", 30_000, 396, KernelClass::Compute);
+        let Exec::Kernel(k) = shape_of(&r, &d) else {
+            panic!()
+        };
+        assert_eq!(k.blocks, 396);
+        assert!((k.block_time_ns - 10_000.0).abs() < 1e-9);
+        assert_eq!(k.resident_alone, 132);
+    }
+}
