@@ -13,7 +13,9 @@ pub mod report;
 pub mod state;
 
 pub mod ideal;
+pub mod orion;
 pub mod priority_streams;
+pub mod reef;
 pub mod streams;
 pub mod temporal;
 

@@ -1,9 +1,11 @@
 //! Policy names -> constructors, so that no backend ever names a policy type.
 
 use crate::ideal::Ideal;
+use crate::orion::Orion;
 use crate::params::{ParamMap, Params};
 use crate::policy::{Policy, PolicyError};
 use crate::priority_streams::PriorityStreams;
+use crate::reef::Reef;
 use crate::streams::Streams;
 use crate::temporal::Temporal;
 
@@ -39,7 +41,7 @@ const ENTRIES: &[Entry] = &[
         summary: "every op submitted at once on equal-priority streams",
         build: |m| {
             Params::new("streams", m).finish()?;
-            Ok(Box::new(Streams::streams()))
+            Ok(Box::new(Streams::equal_priority()))
         },
     },
     Entry {
@@ -57,6 +59,16 @@ const ENTRIES: &[Entry] = &[
             Params::new("priority-streams", m).finish()?;
             Ok(Box::new(PriorityStreams))
         },
+    },
+    Entry {
+        name: "reef",
+        summary: "REEF: BE held while the HP runs, dynamic kernel padding, batched drain (params: reef_depth, padding, reset, round)",
+        build: |m| Ok(Box::new(Reef::from_params(m)?)),
+    },
+    Entry {
+        name: "orion",
+        summary: "Orion: interference-aware BE admission (params: dur_threshold, sm_threshold, hp_limit, update_start, round)",
+        build: |m| Ok(Box::new(Orion::from_params(m)?)),
     },
 ];
 

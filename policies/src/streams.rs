@@ -14,8 +14,8 @@ pub struct Streams {
 }
 
 impl Streams {
-    /// The `streams` policy.
-    pub fn streams() -> Self {
+    /// The `streams` policy (threads of one process on equal-priority streams).
+    pub fn equal_priority() -> Self {
         Streams { name: "streams" }
     }
 

@@ -11,10 +11,13 @@ pub enum OpKind {
     /// A kernel launch.
     Kernel,
     /// Host-to-device copy.
+    #[serde(rename = "copy_h2d")]
     CopyH2D,
     /// Device-to-host copy.
+    #[serde(rename = "copy_d2h")]
     CopyD2H,
     /// Device-to-device copy.
+    #[serde(rename = "copy_d2d")]
     CopyD2D,
     /// A memset.
     Memset,

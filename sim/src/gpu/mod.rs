@@ -22,7 +22,7 @@
 
 pub mod contention;
 
-use crate::shape::{Exec, KernelShape, RESOURCES, Res};
+use crate::shape::{Exec, KernelShape, Res};
 use contention::{Load, slowdowns};
 use orion_traces::DeviceSpec;
 use orion_traces::device::ContentionParams;
@@ -114,14 +114,27 @@ pub struct GpuModel {
     scratch_sigma_dma: Vec<f64>,
 }
 
+/// How many blocks needing `need` fit in `free`.
 fn fits(free: &Res, need: &Res) -> u64 {
-    let mut n = u64::MAX;
-    for i in 0..RESOURCES {
-        if need[i] > 0 {
-            n = n.min(free[i] / need[i]);
-        }
+    free.iter()
+        .zip(need)
+        .filter_map(|(f, n)| f.checked_div(*n))
+        .min()
+        .unwrap_or(u64::MAX)
+}
+
+/// `free += blocks * per_block` (blocks returning their resources).
+fn release(free: &mut Res, per_block: &Res, blocks: u64) {
+    for (f, p) in free.iter_mut().zip(per_block) {
+        *f += blocks * p;
     }
-    n
+}
+
+/// `free -= blocks * per_block` (blocks taking resources).
+fn acquire(free: &mut Res, per_block: &Res, blocks: u64) {
+    for (f, p) in free.iter_mut().zip(per_block) {
+        *f -= blocks * p;
+    }
 }
 
 impl GpuModel {
@@ -201,9 +214,7 @@ impl GpuModel {
             if let Some(i) = self.kernels.iter().position(|k| k.stream == stream) {
                 let k = self.kernels.remove(i);
                 for c in &k.cohorts {
-                    for r in 0..RESOURCES {
-                        self.free[r] += c.blocks * k.shape.per_block[r];
-                    }
+                    release(&mut self.free, &k.shape.per_block, c.blocks);
                 }
                 self.stats.preempted_work_ns += (now - k.started_at) as f64;
             }
@@ -256,9 +267,7 @@ impl GpuModel {
                 let free = &mut self.free;
                 k.cohorts.retain(|c| {
                     if c.finish_at <= now {
-                        for r in 0..RESOURCES {
-                            free[r] += c.blocks * k.shape.per_block[r];
-                        }
+                        release(free, &k.shape.per_block, c.blocks);
                         k.resident -= c.blocks;
                         false
                     } else {
@@ -406,9 +415,7 @@ impl GpuModel {
             } else {
                 1
             };
-            for r in 0..RESOURCES {
-                self.free[r] -= n_fit * k.shape.per_block[r];
-            }
+            acquire(&mut self.free, &k.shape.per_block, n_fit);
             k.undispatched -= n_fit * waves;
             k.resident += n_fit;
             k.cohorts.push(Cohort {
