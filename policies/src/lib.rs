@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod driver;
 pub mod params;
 pub mod policy;
 pub mod registry;
@@ -20,6 +21,7 @@ pub mod streams;
 pub mod temporal;
 
 pub use client::{ClientId, ClientInfo, ClientState, InFlightOp, ProfileRef, QueuedOp};
+pub use driver::{Command, Driver, DriverClient, DriverOutcome};
 pub use params::{ParamMap, Params};
 pub use policy::{Backend, Policy, PolicyError, PolicySetup, Sharing, StreamPriority};
 pub use report::Report;

@@ -1,8 +1,9 @@
 //! The report of a run: the same JSON shape from the simulator and the real backend, so the two
 //! can be diffed field by field.
 
+use crate::policy::Policy;
 use crate::state::RequestDone;
-use orion_traces::{Role, WorkKind};
+use orion_traces::{ClientSpec, Role, Scenario, WorkKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -228,7 +229,77 @@ impl ClientRecorder {
     }
 }
 
+/// One client's section of a report, from what its recorder collected up to `end_ns`.
+pub fn client_report(id: usize, c: &ClientSpec, rec: &ClientRecorder, end_ns: u64) -> ClientReport {
+    let (latency_ms, mean_iteration_ms) = match c.kind {
+        WorkKind::Inference => (LatencyStats::from_ns(&rec.latencies_ns), None),
+        WorkKind::Training => (
+            None,
+            LatencyStats::from_ns(&rec.latencies_ns).map(|l| l.mean),
+        ),
+    };
+    ClientReport {
+        id,
+        name: c.name.clone(),
+        role: c.role,
+        kind: c.kind,
+        trace: TraceReport {
+            name: c.trace.meta.name.clone(),
+            source: c.trace.meta.source.to_string(),
+            ops: c.trace.ops.len(),
+            kernels: c.trace.kernel_count(),
+        },
+        arrival: c.arrival.to_string(),
+        completed: rec.completed(),
+        throughput_per_s: round6(rec.throughput(end_ns)),
+        latency_ms,
+        mean_iteration_ms,
+        ideal: None,
+        overhead_vs_ideal: None,
+    }
+}
+
 impl Report {
+    /// A report of `scenario` under `policy` on `backend` (`sim` or `real`) with the client
+    /// sections given, the run `duration_ns` long and SMs busy `sm_utilization` of the time;
+    /// the ideal reference is attached later.
+    pub fn new(
+        scenario: &Scenario,
+        policy: &dyn Policy,
+        backend: &str,
+        clients: Vec<ClientReport>,
+        duration_ns: u64,
+        sm_utilization: f64,
+        engine: BTreeMap<String, Value>,
+    ) -> Report {
+        Report {
+            format: REPORT_FORMAT.to_string(),
+            tool: format!("orion-rs {}", env!("CARGO_PKG_VERSION")),
+            backend: backend.to_string(),
+            scenario: scenario.name.clone(),
+            policy: PolicyReport {
+                name: policy.name().to_string(),
+                params: policy.params(),
+                counters: policy.counters(),
+            },
+            device: DeviceReport {
+                name: scenario.device.name.clone(),
+                full_name: scenario.device.full_name.clone(),
+                source: scenario.device_source.clone(),
+                sm_count: scenario.device.sm_count,
+            },
+            seed: scenario.seed,
+            warmup: scenario.warmup,
+            duration_s: round6(duration_ns as f64 / 1e9),
+            clients,
+            gpu: GpuReport {
+                normalized_throughput: None,
+                sm_utilization: round6(sm_utilization),
+            },
+            engine,
+        }
+    }
+
     /// Fills the ideal references, the HP overhead and the normalised throughput from the
     /// report of the same scenario under `ideal`.
     pub fn attach_ideal(&mut self, ideal: &Report) {

@@ -6,19 +6,16 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use orion_policies::params::{ParamMap, parse_assignment};
 use orion_policies::registry;
-use orion_traces::builtin::{inference_client, training_client};
+use orion_traces::builtin::workload_clients;
 use orion_traces::config::{LoadOptions, load_scenario};
-use orion_traces::format::read_trace;
 use orion_traces::scenario::DEFAULT_WARMUP;
 use orion_traces::units::parse_duration_ns;
 use orion_traces::{
-    ArrivalProcess, ClientSpec, DeviceSpec, Model, Pair, Role, Scenario, Stop, WorkKind,
-    arrival::read_inter_arrivals,
+    ArrivalProcess, DeviceSpec, Model, Scenario, Stop, WorkKind, arrival::read_inter_arrivals,
 };
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Simulate deep-learning jobs sharing one GPU under a scheduling policy.
 #[derive(Debug, Parser)]
@@ -197,7 +194,7 @@ pub fn scenario_from_args(args: &RunArgs) -> Result<Scenario> {
         s
     } else {
         let name = args.trace.as_deref().unwrap_or("resnet50_bert");
-        let clients = clients_for(name, args.mode, &device)?;
+        let clients = workload_clients(name, args.mode, &device)?;
         Scenario {
             name: Path::new(name)
                 .file_stem()
@@ -262,48 +259,6 @@ pub fn scenario_from_args(args: &RunArgs) -> Result<Scenario> {
         scenario.clients[h].arrival = arrival;
     }
     Ok(scenario)
-}
-
-fn clients_for(name: &str, mode: Option<WorkKind>, device: &DeviceSpec) -> Result<Vec<ClientSpec>> {
-    let path = Path::new(name);
-    if path.extension().is_some() || path.exists() {
-        let trace = read_trace(path)?;
-        let kind = mode.or(trace.meta.mode).unwrap_or(WorkKind::Inference);
-        let arrival = match kind {
-            WorkKind::Inference => ArrivalProcess::Poisson {
-                rate: Model::ResNet50.default_hp_rate(),
-            },
-            WorkKind::Training => ArrivalProcess::ClosedLoop,
-        };
-        return Ok(vec![ClientSpec {
-            name: trace.meta.name.clone(),
-            role: Role::Hp,
-            kind,
-            trace: Arc::new(trace),
-            first_trace: None,
-            arrival,
-            max_requests: None,
-        }]);
-    }
-    if name.contains('_') {
-        let pair: Pair = name.parse()?;
-        if mode.is_some() {
-            bail!("--mode applies to a single model or trace file, not to a pair");
-        }
-        return Ok(orion_traces::builtin::pair_clients(pair, device));
-    }
-    let model: Model = name.parse()?;
-    Ok(vec![match mode.unwrap_or(WorkKind::Inference) {
-        WorkKind::Inference => inference_client(
-            model,
-            Role::Hp,
-            ArrivalProcess::Poisson {
-                rate: model.default_hp_rate(),
-            },
-            device,
-        ),
-        WorkKind::Training => training_client(model, Role::Hp, device),
-    }])
 }
 
 fn run_command(args: RunArgs, out: &mut dyn Write) -> Result<()> {

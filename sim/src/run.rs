@@ -2,12 +2,9 @@
 //! reference, and the report.
 
 use crate::engine::{SimClient, SimInput, SimOutcome, simulate};
-use orion_policies::report::{
-    ClientRecorder, ClientReport, DeviceReport, GpuReport, LatencyStats, PolicyReport,
-    REPORT_FORMAT, TraceReport, round6,
-};
+use orion_policies::report::{client_report, round6};
 use orion_policies::{ClientInfo, ParamMap, Policy, PolicyError, Report, Sharing, registry};
-use orion_traces::{ArrivalProcess, ClientSpec, Scenario, Stop, WorkKind};
+use orion_traces::{ArrivalProcess, ClientSpec, Scenario, Stop};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -85,7 +82,7 @@ pub fn run(
         }
     };
     let policy_wall = t0.elapsed();
-    let mut report = build_report(scenario, &infos, policy.as_ref(), &report_parts);
+    let mut report = build_report(scenario, policy.as_ref(), &report_parts);
     if opts.with_ideal {
         let ideal = if matches!(report_parts, Parts::Dedicated(_)) {
             report.clone()
@@ -96,12 +93,7 @@ pub fn run(
                 requests: None,
             };
             let outs = solo_runs(scenario, &infos, ideal_policy.as_mut(), stop)?;
-            build_report(
-                scenario,
-                &infos,
-                ideal_policy.as_ref(),
-                &Parts::Dedicated(outs),
-            )
+            build_report(scenario, ideal_policy.as_ref(), &Parts::Dedicated(outs))
         };
         report.attach_ideal(&ideal);
     }
@@ -270,49 +262,14 @@ fn run_dedicated(
     Ok((outs, end))
 }
 
-fn client_report(scenario: &Scenario, i: usize, rec: &ClientRecorder, end_ns: u64) -> ClientReport {
-    let c = &scenario.clients[i];
-    let (latency_ms, mean_iteration_ms) = match c.kind {
-        WorkKind::Inference => (LatencyStats::from_ns(&rec.latencies_ns), None),
-        WorkKind::Training => (
-            None,
-            LatencyStats::from_ns(&rec.latencies_ns).map(|l| l.mean),
-        ),
-    };
-    ClientReport {
-        id: i,
-        name: c.name.clone(),
-        role: c.role,
-        kind: c.kind,
-        trace: TraceReport {
-            name: c.trace.meta.name.clone(),
-            source: c.trace.meta.source.to_string(),
-            ops: c.trace.ops.len(),
-            kernels: c.trace.kernel_count(),
-        },
-        arrival: c.arrival.to_string(),
-        completed: rec.completed(),
-        throughput_per_s: round6(rec.throughput(end_ns)),
-        latency_ms,
-        mean_iteration_ms,
-        ideal: None,
-        overhead_vs_ideal: None,
-    }
-}
-
-fn build_report(
-    scenario: &Scenario,
-    infos: &[ClientInfo],
-    policy: &dyn Policy,
-    parts: &Parts,
-) -> Report {
+fn build_report(scenario: &Scenario, policy: &dyn Policy, parts: &Parts) -> Report {
     let sm = scenario.device.sm_count as f64;
     let (clients, duration_ns, busy, span, events, policy_calls, preempted) = match parts {
         Parts::Shared(o) => (
             o.recorders
                 .iter()
                 .enumerate()
-                .map(|(i, r)| client_report(scenario, i, r, o.end_ns))
+                .map(|(i, r)| client_report(i, &scenario.clients[i], r, o.end_ns))
                 .collect::<Vec<_>>(),
             o.end_ns,
             o.gpu.busy_sm_ns,
@@ -324,7 +281,7 @@ fn build_report(
         Parts::Dedicated(outs) => (
             outs.iter()
                 .enumerate()
-                .map(|(i, o)| client_report(scenario, i, &o.recorders[0], o.end_ns))
+                .map(|(i, o)| client_report(i, &scenario.clients[i], &o.recorders[0], o.end_ns))
                 .collect(),
             outs.iter().map(|o| o.end_ns).max().unwrap_or(0),
             outs.iter().map(|o| o.gpu.busy_sm_ns).sum(),
@@ -334,7 +291,6 @@ fn build_report(
             outs.iter().map(|o| o.gpu.preempted_work_ns).sum(),
         ),
     };
-    let _ = infos;
     let mut engine = BTreeMap::new();
     engine.insert("events".to_string(), json!(events));
     engine.insert("policy_calls".to_string(), json!(policy_calls));
@@ -342,34 +298,14 @@ fn build_report(
         "preempted_work_ms".to_string(),
         json!(round6(preempted / 1e6)),
     );
-    Report {
-        format: REPORT_FORMAT.to_string(),
-        tool: format!("orion-rs {}", env!("CARGO_PKG_VERSION")),
-        backend: "sim".to_string(),
-        scenario: scenario.name.clone(),
-        policy: PolicyReport {
-            name: policy.name().to_string(),
-            params: policy.params(),
-            counters: policy.counters(),
-        },
-        device: DeviceReport {
-            name: scenario.device.name.clone(),
-            full_name: scenario.device.full_name.clone(),
-            source: scenario.device_source.clone(),
-            sm_count: scenario.device.sm_count,
-        },
-        seed: scenario.seed,
-        warmup: scenario.warmup,
-        duration_s: round6(duration_ns as f64 / 1e9),
+    let utilization = if span > 0.0 { busy / (sm * span) } else { 0.0 };
+    Report::new(
+        scenario,
+        policy,
+        "sim",
         clients,
-        gpu: GpuReport {
-            normalized_throughput: None,
-            sm_utilization: if span > 0.0 {
-                round6(busy / (sm * span))
-            } else {
-                0.0
-            },
-        },
+        duration_ns,
+        utilization,
         engine,
-    }
+    )
 }

@@ -1,0 +1,503 @@
+//! The host side of a run, shared by every backend: request arrivals, each client's host thread
+//! issuing ops after their host gaps, syncs, request boundaries, statistics, and the policy
+//! called after every change.
+//!
+//! A backend owns the clock and the GPU. It asks the driver when the next host event is due
+//! ([`Driver::next_time`]), tells it what completed ([`Driver::op_done`]), lets it process due
+//! host events ([`Driver::process_host_events`]), and carries out what the policy decided
+//! ([`Driver::schedule`]). The simulator jumps its clock from event to event; the real backend
+//! follows the wall clock. Either way the same host model and the same policy code run.
+//!
+//! # Host model
+//! Each client is one host thread. A request (iteration) starts when it has arrived and the
+//! previous one has completed; the thread then issues the request's ops in program order, each
+//! after its host gap, into the client's host-side queue, where the policy picks them up. A
+//! `sync` op blocks the thread until every earlier op of the client has completed; so does the
+//! end of a request (its output is read back). A policy may bound the host queue, blocking the
+//! thread while it is full. Allocations and frees go through the queue like GPU ops; their
+//! recorded duration is host time added to their host gap.
+
+use crate::client::{ClientInfo, ClientState, ProfileRef};
+use crate::policy::{Backend, Policy, PolicyError, PolicySetup, StreamPriority};
+use crate::report::ClientRecorder;
+use crate::state::{Action, Completion, DeviceInfo, RequestDone, SchedState};
+use orion_traces::{Arrivals, ClientSpec, OpKind, OpRecord, Stop};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
+
+/// Time in ns meaning "never".
+pub const NEVER: u64 = u64::MAX;
+
+/// One client of a run: its spec, the facts the policy sees, and its index in the scenario
+/// (which seeds its arrivals, so a client alone sees the same arrivals as in company).
+#[derive(Debug, Clone)]
+pub struct DriverClient<'a> {
+    /// Index in the scenario.
+    pub scenario_id: usize,
+    /// The spec.
+    pub spec: &'a ClientSpec,
+    /// Static facts (its `id` must be the client's index in this run).
+    pub info: ClientInfo,
+}
+
+/// What the backend must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Submit an op to the client's stream.
+    Submit {
+        /// The client.
+        client: usize,
+        /// The op's sequence number (ops complete in this order per client).
+        seq: u64,
+        /// Its profile (table 0: the steady-state trace, 1: the first-request trace).
+        profile: ProfileRef,
+    },
+    /// Kill everything of the client on the GPU; the driver has already returned those ops to
+    /// the host queue.
+    Preempt {
+        /// The client.
+        client: usize,
+    },
+}
+
+/// What a run produced on the host side.
+#[derive(Debug, Clone)]
+pub struct DriverOutcome {
+    /// Per client, in run order.
+    pub recorders: Vec<ClientRecorder>,
+    /// Host and timer events processed.
+    pub host_events: u64,
+    /// Policy invocations.
+    pub policy_calls: u64,
+}
+
+const EV_ARRIVAL: u8 = 0;
+const EV_ISSUE: u8 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blocked {
+    No,
+    Sync,
+    QueueFull,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    arrival: u64,
+    table: u16,
+    next: usize,
+    len: usize,
+}
+
+#[derive(Debug)]
+struct Host {
+    gaps: Vec<Vec<u64>>,
+    kinds: Vec<Vec<OpKind>>,
+    has_first: bool,
+    arrivals: Option<Arrivals>,
+    backlog: VecDeque<u64>,
+    generated: u64,
+    max_requests: Option<u64>,
+    started: u64,
+    current: Option<Current>,
+    blocked: Blocked,
+    queue_limit: Option<usize>,
+}
+
+/// The host side of a run driving one policy.
+pub struct Driver<'p> {
+    policy: &'p mut dyn Policy,
+    state: SchedState,
+    hosts: Vec<Host>,
+    priorities: Vec<StreamPriority>,
+    recorders: Vec<ClientRecorder>,
+    heap: BinaryHeap<Reverse<(u64, u64, u8, u32)>>,
+    heap_seq: u64,
+    wake_at: u64,
+    warmup: u32,
+    end: u64,
+    stop_requests: Option<(usize, u64)>,
+    stopped: bool,
+    dirty: bool,
+    actions: Vec<Action>,
+    host_events: u64,
+    policy_calls: u64,
+}
+
+impl<'p> Driver<'p> {
+    /// Sets up `policy` for `clients` and schedules the first arrivals (open loop) or starts the
+    /// first requests (closed loop) at time 0.
+    pub fn new(
+        clients: &[DriverClient<'_>],
+        device: DeviceInfo,
+        backend: Backend,
+        seed: u64,
+        warmup: u32,
+        stop: Stop,
+        policy: &'p mut dyn Policy,
+    ) -> Result<Self, PolicyError> {
+        let infos: Vec<ClientInfo> = clients.iter().map(|c| c.info.clone()).collect();
+        for (i, info) in infos.iter().enumerate() {
+            assert_eq!(info.id, i, "client ids must be their indices in the run");
+        }
+        policy.setup(&PolicySetup {
+            clients: &infos,
+            device: &device,
+            backend,
+        })?;
+        let mut states = Vec::new();
+        let mut hosts = Vec::new();
+        let mut priorities = Vec::new();
+        for c in clients {
+            let mut tables: Vec<Arc<[OpRecord]>> = vec![Arc::from(c.spec.trace.ops.as_slice())];
+            if let Some(first) = &c.spec.first_trace {
+                tables.push(Arc::from(first.ops.as_slice()));
+            }
+            let gaps = tables
+                .iter()
+                .map(|t| {
+                    t.iter()
+                        .map(|r| {
+                            let host_cost = if matches!(r.kind, OpKind::Malloc | OpKind::Free) {
+                                r.duration_ns
+                            } else {
+                                0
+                            };
+                            r.host_gap() + host_cost
+                        })
+                        .collect()
+                })
+                .collect();
+            let kinds = tables
+                .iter()
+                .map(|t| t.iter().map(|r| r.kind).collect())
+                .collect();
+            priorities.push(policy.stream_priority(&c.info));
+            hosts.push(Host {
+                gaps,
+                kinds,
+                has_first: c.spec.first_trace.is_some(),
+                arrivals: c
+                    .spec
+                    .arrival
+                    .is_open_loop()
+                    .then(|| c.spec.arrival.generator(seed, c.scenario_id as u64)),
+                backlog: VecDeque::new(),
+                generated: 0,
+                max_requests: c.spec.max_requests,
+                started: 0,
+                current: None,
+                blocked: Blocked::No,
+                queue_limit: policy.host_queue_limit(&c.info),
+            });
+            states.push(ClientState::new(c.info.clone(), tables));
+        }
+        let stop_client = infos.iter().position(ClientInfo::is_hp).unwrap_or(0);
+        let mut d = Driver {
+            policy,
+            state: SchedState::new(states, device),
+            hosts,
+            priorities,
+            recorders: vec![ClientRecorder::default(); clients.len()],
+            heap: BinaryHeap::new(),
+            heap_seq: 0,
+            wake_at: NEVER,
+            warmup,
+            end: stop.duration_ns.unwrap_or(NEVER),
+            stop_requests: stop.requests.map(|n| (stop_client, n)),
+            stopped: false,
+            dirty: true,
+            actions: Vec::new(),
+            host_events: 0,
+            policy_calls: 0,
+        };
+        for c in 0..d.hosts.len() {
+            if d.hosts[c].arrivals.is_some() {
+                d.schedule_next_arrival(c);
+            } else {
+                d.start_request(c, 0, 0);
+            }
+        }
+        Ok(d)
+    }
+
+    /// The priority of each client's stream, as the policy wants it.
+    pub fn stream_priorities(&self) -> &[StreamPriority] {
+        &self.priorities
+    }
+
+    /// The scheduler state (for backends that need profiles of in-flight ops).
+    pub fn state(&self) -> &SchedState {
+        &self.state
+    }
+
+    /// The profile of an op.
+    pub fn record(&self, client: usize, profile: ProfileRef) -> &OpRecord {
+        self.state.client(client).record(profile)
+    }
+
+    /// When the run ends at the latest (the duration limit), ns.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Whether the run's stop condition (HP request count) was reached.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Time of the next host event or policy wake-up ([`NEVER`] if none).
+    pub fn next_time(&self) -> u64 {
+        self.heap.peek().map_or(NEVER, |e| e.0.0).min(self.wake_at)
+    }
+
+    /// Whether the policy must be called (something changed since its last call).
+    pub fn needs_schedule(&self) -> bool {
+        self.dirty
+    }
+
+    /// Processes every host event due at or before `now`, in time order.
+    pub fn process_host_events(&mut self, now: u64) {
+        while let Some(&Reverse((te, _, kind, client))) = self.heap.peek() {
+            if te > now {
+                break;
+            }
+            self.heap.pop();
+            self.host_events += 1;
+            match kind {
+                EV_ARRIVAL => self.on_arrival(client as usize, te),
+                _ => self.on_issue(client as usize, te),
+            }
+        }
+        if self.wake_at <= now {
+            self.wake_at = NEVER;
+            self.dirty = true;
+            self.host_events += 1;
+        }
+    }
+
+    /// The oldest in-flight op of `client` (sequence number `seq`) completed at `now`.
+    pub fn op_done(&mut self, client: usize, seq: u64, now: u64) {
+        let c = client;
+        let done = self.state.complete(c);
+        debug_assert_eq!(done.op.seq, seq, "ops of a client complete in order");
+        let record = self.state.client(c).record(done.op.profile);
+        self.policy.on_op_complete(&Completion {
+            client: c,
+            op: done.op,
+            record,
+            submitted_at: done.submitted_at,
+            completed_at: now,
+        });
+        self.dirty = true;
+        if self.hosts[c].blocked == Blocked::Sync && !self.state.client(c).has_work() {
+            self.hosts[c].blocked = Blocked::No;
+            self.advance_cursor(c);
+            self.continue_issue(c, now);
+        } else {
+            self.maybe_end_request(c, now);
+        }
+    }
+
+    /// Calls the policy if anything changed and appends what the backend must do to `out`.
+    pub fn schedule(&mut self, now: u64, out: &mut Vec<Command>) {
+        while self.dirty && !self.stopped {
+            self.dirty = false;
+            self.policy_calls += 1;
+            let mut actions = std::mem::take(&mut self.actions);
+            let wake = {
+                let mut cx = self.state.context(now, &mut actions);
+                self.policy.schedule(&mut cx);
+                cx.wake()
+            };
+            if let Some(w) = wake {
+                self.wake_at = self.wake_at.min(w);
+            }
+            for a in actions.drain(..) {
+                match a {
+                    Action::Submit { client, seq } => {
+                        let op = self
+                            .state
+                            .client(client)
+                            .in_flight()
+                            .iter()
+                            .rev()
+                            .find(|f| f.op.seq == seq);
+                        let op = op.expect("submitted op is in flight").op;
+                        out.push(Command::Submit {
+                            client,
+                            seq,
+                            profile: op.profile,
+                        });
+                    }
+                    Action::Preempt { client } => {
+                        self.state.requeue_in_flight(client);
+                        out.push(Command::Preempt { client });
+                        self.dirty = true;
+                    }
+                }
+            }
+            self.actions = actions;
+            // Submissions drain host queues: resume hosts blocked on a full queue.
+            for c in 0..self.hosts.len() {
+                if self.hosts[c].blocked == Blocked::QueueFull && !self.queue_full(c) {
+                    self.hosts[c].blocked = Blocked::No;
+                    self.continue_issue(c, now);
+                }
+            }
+        }
+    }
+
+    /// Ends the run: the statistics.
+    pub fn finish(self) -> DriverOutcome {
+        DriverOutcome {
+            recorders: self.recorders,
+            host_events: self.host_events,
+            policy_calls: self.policy_calls,
+        }
+    }
+
+    fn push(&mut self, t: u64, kind: u8, client: usize) {
+        self.heap_seq += 1;
+        self.heap
+            .push(Reverse((t, self.heap_seq, kind, client as u32)));
+    }
+
+    fn queue_full(&self, c: usize) -> bool {
+        self.hosts[c]
+            .queue_limit
+            .is_some_and(|l| self.state.client(c).pending().len() >= l)
+    }
+
+    fn schedule_next_arrival(&mut self, c: usize) {
+        let h = &mut self.hosts[c];
+        if h.max_requests.is_some_and(|m| h.generated >= m) {
+            return;
+        }
+        if let Some(t) = h.arrivals.as_mut().and_then(Arrivals::next_ns) {
+            h.generated += 1;
+            if t <= self.end {
+                self.push(t, EV_ARRIVAL, c);
+            }
+        }
+    }
+
+    fn on_arrival(&mut self, c: usize, now: u64) {
+        self.hosts[c].backlog.push_back(now);
+        self.schedule_next_arrival(c);
+        if self.hosts[c].current.is_none()
+            && let Some(arrival) = self.hosts[c].backlog.pop_front()
+        {
+            self.start_request(c, now, arrival);
+        }
+    }
+
+    fn start_request(&mut self, c: usize, now: u64, arrival: u64) {
+        let h = &mut self.hosts[c];
+        let table = usize::from(h.started == 0 && h.has_first);
+        let len = h.gaps[table].len();
+        h.started += 1;
+        h.current = Some(Current {
+            arrival,
+            table: table as u16,
+            next: 0,
+            len,
+        });
+        let gap = h.gaps[table][0];
+        self.state.begin_request(c);
+        self.policy.on_request_begin(c, now);
+        self.dirty = true;
+        self.push(now + gap, EV_ISSUE, c);
+    }
+
+    fn advance_cursor(&mut self, c: usize) {
+        if let Some(cur) = self.hosts[c].current.as_mut() {
+            cur.next += 1;
+        }
+    }
+
+    fn on_issue(&mut self, c: usize, now: u64) {
+        let Some(cur) = self.hosts[c].current else {
+            return;
+        };
+        let kind = self.hosts[c].kinds[cur.table as usize][cur.next];
+        if kind == OpKind::Sync {
+            if self.state.client(c).has_work() {
+                self.hosts[c].blocked = Blocked::Sync;
+                return;
+            }
+        } else {
+            self.state.issue(
+                c,
+                cur.next,
+                ProfileRef {
+                    table: cur.table,
+                    row: cur.next as u32,
+                },
+                now,
+            );
+            self.dirty = true;
+        }
+        self.advance_cursor(c);
+        if kind != OpKind::Sync && self.queue_full(c) {
+            self.hosts[c].blocked = Blocked::QueueFull;
+            return;
+        }
+        self.continue_issue(c, now);
+    }
+
+    /// Schedules the next issue of client `c`, or ends its request if everything is issued.
+    fn continue_issue(&mut self, c: usize, now: u64) {
+        let Some(cur) = self.hosts[c].current else {
+            return;
+        };
+        if cur.next < cur.len {
+            let gap = self.hosts[c].gaps[cur.table as usize][cur.next];
+            self.push(now + gap, EV_ISSUE, c);
+        } else {
+            self.maybe_end_request(c, now);
+        }
+    }
+
+    fn maybe_end_request(&mut self, c: usize, now: u64) {
+        let Some(cur) = self.hosts[c].current else {
+            return;
+        };
+        if cur.next < cur.len
+            || self.hosts[c].blocked != Blocked::No
+            || self.state.client(c).has_work()
+        {
+            return;
+        }
+        let request = self.state.client(c).request();
+        self.state.end_request(c);
+        let done = RequestDone {
+            client: c,
+            request,
+            arrival: cur.arrival,
+            completed_at: now,
+            warmup: request < self.warmup as u64,
+        };
+        self.recorders[c].record(&done, self.warmup);
+        self.policy.on_request_complete(&done);
+        self.hosts[c].current = None;
+        self.dirty = true;
+        if let Some((sc, n)) = self.stop_requests
+            && sc == c
+            && self.recorders[c].completed() >= n
+        {
+            self.stopped = true;
+            return;
+        }
+        let h = &mut self.hosts[c];
+        if h.max_requests.is_some_and(|m| h.started >= m) {
+            return;
+        }
+        if h.arrivals.is_none() {
+            self.start_request(c, now, now);
+        } else if let Some(arrival) = h.backlog.pop_front() {
+            self.start_request(c, now, arrival);
+        }
+    }
+}
