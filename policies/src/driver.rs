@@ -141,11 +141,7 @@ impl<'p> Driver<'p> {
         for (i, info) in infos.iter().enumerate() {
             assert_eq!(info.id, i, "client ids must be their indices in the run");
         }
-        policy.setup(&PolicySetup {
-            clients: &infos,
-            device: &device,
-            backend,
-        })?;
+        policy.setup(&PolicySetup { clients: &infos, device: &device, backend })?;
         let mut states = Vec::new();
         let mut hosts = Vec::new();
         let mut priorities = Vec::new();
@@ -159,30 +155,20 @@ impl<'p> Driver<'p> {
                 .map(|t| {
                     t.iter()
                         .map(|r| {
-                            let host_cost = if matches!(r.kind, OpKind::Malloc | OpKind::Free) {
-                                r.duration_ns
-                            } else {
-                                0
-                            };
+                            let host_cost =
+                                if matches!(r.kind, OpKind::Malloc | OpKind::Free) { r.duration_ns } else { 0 };
                             r.host_gap() + host_cost
                         })
                         .collect()
                 })
                 .collect();
-            let kinds = tables
-                .iter()
-                .map(|t| t.iter().map(|r| r.kind).collect())
-                .collect();
+            let kinds = tables.iter().map(|t| t.iter().map(|r| r.kind).collect()).collect();
             priorities.push(policy.stream_priority(&c.info));
             hosts.push(Host {
                 gaps,
                 kinds,
                 has_first: c.spec.first_trace.is_some(),
-                arrivals: c
-                    .spec
-                    .arrival
-                    .is_open_loop()
-                    .then(|| c.spec.arrival.generator(seed, c.scenario_id as u64)),
+                arrivals: c.spec.arrival.is_open_loop().then(|| c.spec.arrival.generator(seed, c.scenario_id as u64)),
                 backlog: VecDeque::new(),
                 generated: 0,
                 max_requests: c.spec.max_requests,
@@ -317,19 +303,9 @@ impl<'p> Driver<'p> {
             for a in actions.drain(..) {
                 match a {
                     Action::Submit { client, seq } => {
-                        let op = self
-                            .state
-                            .client(client)
-                            .in_flight()
-                            .iter()
-                            .rev()
-                            .find(|f| f.op.seq == seq);
+                        let op = self.state.client(client).in_flight().iter().rev().find(|f| f.op.seq == seq);
                         let op = op.expect("submitted op is in flight").op;
-                        out.push(Command::Submit {
-                            client,
-                            seq,
-                            profile: op.profile,
-                        });
+                        out.push(Command::Submit { client, seq, profile: op.profile });
                     }
                     Action::Preempt { client } => {
                         self.state.requeue_in_flight(client);
@@ -351,23 +327,16 @@ impl<'p> Driver<'p> {
 
     /// Ends the run: the statistics.
     pub fn finish(self) -> DriverOutcome {
-        DriverOutcome {
-            recorders: self.recorders,
-            host_events: self.host_events,
-            policy_calls: self.policy_calls,
-        }
+        DriverOutcome { recorders: self.recorders, host_events: self.host_events, policy_calls: self.policy_calls }
     }
 
     fn push(&mut self, t: u64, kind: u8, client: usize) {
         self.heap_seq += 1;
-        self.heap
-            .push(Reverse((t, self.heap_seq, kind, client as u32)));
+        self.heap.push(Reverse((t, self.heap_seq, kind, client as u32)));
     }
 
     fn queue_full(&self, c: usize) -> bool {
-        self.hosts[c]
-            .queue_limit
-            .is_some_and(|l| self.state.client(c).pending().len() >= l)
+        self.hosts[c].queue_limit.is_some_and(|l| self.state.client(c).pending().len() >= l)
     }
 
     fn schedule_next_arrival(&mut self, c: usize) {
@@ -398,12 +367,7 @@ impl<'p> Driver<'p> {
         let table = usize::from(h.started == 0 && h.has_first);
         let len = h.gaps[table].len();
         h.started += 1;
-        h.current = Some(Current {
-            arrival,
-            table: table as u16,
-            next: 0,
-            len,
-        });
+        h.current = Some(Current { arrival, table: table as u16, next: 0, len });
         let gap = h.gaps[table][0];
         self.state.begin_request(c);
         self.policy.on_request_begin(c, now);
@@ -428,15 +392,7 @@ impl<'p> Driver<'p> {
                 return;
             }
         } else {
-            self.state.issue(
-                c,
-                cur.next,
-                ProfileRef {
-                    table: cur.table,
-                    row: cur.next as u32,
-                },
-                now,
-            );
+            self.state.issue(c, cur.next, ProfileRef { table: cur.table, row: cur.next as u32 }, now);
             self.dirty = true;
         }
         self.advance_cursor(c);
@@ -464,10 +420,7 @@ impl<'p> Driver<'p> {
         let Some(cur) = self.hosts[c].current else {
             return;
         };
-        if cur.next < cur.len
-            || self.hosts[c].blocked != Blocked::No
-            || self.state.client(c).has_work()
-        {
+        if cur.next < cur.len || self.hosts[c].blocked != Blocked::No || self.state.client(c).has_work() {
             return;
         }
         let request = self.state.client(c).request();

@@ -77,9 +77,7 @@ impl Orion {
     pub fn from_params(map: &ParamMap) -> Result<Self, PolicyError> {
         let mut p = Params::new("orion", map);
         let given_dur_threshold = p.duration_ns("dur_threshold")?;
-        let given_sm_threshold = p
-            .uint("sm_threshold")?
-            .map(|v| v.min(u32::MAX as u64) as u32);
+        let given_sm_threshold = p.uint("sm_threshold")?.map(|v| v.min(u32::MAX as u64) as u32);
         let given_hp_limit = p.duration_ns("hp_limit")?;
         let given_update_start = p.uint("update_start")?.map(|v| v as usize);
         let round_ns = p.duration_ns("round")?.unwrap_or(1_000);
@@ -135,13 +133,7 @@ impl Orion {
         self.dur_threshold
     }
 
-    fn admit_rule(
-        &self,
-        cx: &SchedContext<'_>,
-        c: ClientId,
-        hp: Option<ClientId>,
-        round_sms: u32,
-    ) -> Option<Rule> {
+    fn admit_rule(&self, cx: &SchedContext<'_>, c: ClientId, hp: Option<ClientId>, round_sms: u32) -> Option<Rule> {
         let (_, rec) = cx.head(c)?;
         let Some(hp) = hp.filter(|&h| cx.has_work(h)) else {
             return Some(Rule::HpIdle);
@@ -180,11 +172,7 @@ impl Policy for Orion {
         let hp = setup.hp();
         self.hp_training = hp.is_some_and(|h| h.kind == WorkKind::Training);
         self.hp_client_id = hp.map(|h| h.id);
-        let first_be_max = setup
-            .clients
-            .iter()
-            .find(|c| !c.is_hp())
-            .map_or(0, |c| c.max_sm_needed);
+        let first_be_max = setup.clients.iter().find(|c| !c.is_hp()).map_or(0, |c| c.max_sm_needed);
         self.dur_threshold = match (self.given_dur_threshold, hp) {
             (Some(d), _) => d,
             // 2.5% of the HP's standalone request latency.
@@ -198,33 +186,20 @@ impl Policy for Orion {
         };
         self.initial_sm_threshold = self.sm_threshold;
         self.low_sms = 0;
-        self.high_sms = if self.hp_training {
-            first_be_max.max(self.sm_threshold)
-        } else {
-            self.sm_threshold
-        };
+        self.high_sms = if self.hp_training { first_be_max.max(self.sm_threshold) } else { self.sm_threshold };
         self.hp_limit = match (self.given_hp_limit, hp) {
             (Some(l), _) => Some(l),
             // Without a limit, allow the training HP 10% over its standalone iteration time.
-            (None, Some(h)) if self.hp_training => {
-                Some((h.standalone_latency_ns as f64 * 1.1).round() as u64)
-            }
+            (None, Some(h)) if self.hp_training => Some((h.standalone_latency_ns as f64 * 1.1).round() as u64),
             _ => None,
         };
-        self.update_start = if self.hp_training {
-            self.given_update_start.or(hp.and_then(|h| h.update_start))
-        } else {
-            None
-        };
+        self.update_start =
+            if self.hp_training { self.given_update_start.or(hp.and_then(|h| h.update_start)) } else { None };
         Ok(())
     }
 
     fn stream_priority(&self, client: &ClientInfo) -> StreamPriority {
-        if client.is_hp() {
-            StreamPriority::High
-        } else {
-            StreamPriority::Low
-        }
+        if client.is_hp() { StreamPriority::High } else { StreamPriority::Low }
     }
 
     fn schedule(&mut self, cx: &mut SchedContext<'_>) {
@@ -272,10 +247,7 @@ impl Policy for Orion {
         self.cursor = (self.cursor + 1) % n;
         // The next poll comes one round later; ask for it while BE work may still be admitted
         // (held ops are otherwise reconsidered at the next completion or issue).
-        if admitted
-            && !self.gate_closed
-            && (0..n).any(|c| Some(c) != hp && !cx.client(c).pending().is_empty())
-        {
+        if admitted && !self.gate_closed && (0..n).any(|c| Some(c) != hp && !cx.client(c).pending().is_empty()) {
             let t = cx.now() + self.round_ns;
             cx.wake_at(t);
         }
@@ -314,47 +286,22 @@ impl Policy for Orion {
         let mut m = BTreeMap::new();
         m.insert(
             "dur_threshold_us".into(),
-            if self.dur_threshold == u64::MAX {
-                Value::Null
-            } else {
-                us_value(self.dur_threshold)
-            },
+            if self.dur_threshold == u64::MAX { Value::Null } else { us_value(self.dur_threshold) },
         );
         m.insert("sm_threshold".into(), json!(self.initial_sm_threshold));
-        m.insert(
-            "hp_limit_us".into(),
-            self.hp_limit.map_or(Value::Null, us_value),
-        );
-        m.insert(
-            "update_start".into(),
-            self.update_start.map_or(Value::Null, |v| json!(v)),
-        );
+        m.insert("hp_limit_us".into(), self.hp_limit.map_or(Value::Null, us_value));
+        m.insert("update_start".into(), self.update_start.map_or(Value::Null, |v| json!(v)));
         m.insert("round_us".into(), us_value(self.round_ns));
         m
     }
 
     fn counters(&self) -> BTreeMap<String, u64> {
         let mut m = BTreeMap::new();
-        m.insert(
-            "be_admitted_hp_idle".into(),
-            self.counters[Rule::HpIdle as usize],
-        );
-        m.insert(
-            "be_admitted_not_kernel".into(),
-            self.counters[Rule::NotKernel as usize],
-        );
-        m.insert(
-            "be_admitted_warmup".into(),
-            self.counters[Rule::Warmup as usize],
-        );
-        m.insert(
-            "be_admitted_update_phase".into(),
-            self.counters[Rule::UpdatePhase as usize],
-        );
-        m.insert(
-            "be_admitted_compatible".into(),
-            self.counters[Rule::Compatible as usize],
-        );
+        m.insert("be_admitted_hp_idle".into(), self.counters[Rule::HpIdle as usize]);
+        m.insert("be_admitted_not_kernel".into(), self.counters[Rule::NotKernel as usize]);
+        m.insert("be_admitted_warmup".into(), self.counters[Rule::Warmup as usize]);
+        m.insert("be_admitted_update_phase".into(), self.counters[Rule::UpdatePhase as usize]);
+        m.insert("be_admitted_compatible".into(), self.counters[Rule::Compatible as usize]);
         m.insert("duration_gate_closures".into(), self.gate_closures);
         if self.hp_training {
             m.insert("sm_threshold_final".into(), self.sm_threshold as u64);

@@ -13,9 +13,8 @@ pub type ParamMap = BTreeMap<String, Value>;
 /// Parses a `key=value` command-line assignment into a map entry; numbers and booleans become
 /// JSON numbers and booleans, anything else a string.
 pub fn parse_assignment(text: &str) -> Result<(String, Value), String> {
-    let (k, v) = text
-        .split_once('=')
-        .ok_or_else(|| format!("`{text}` is not a parameter assignment (expected key=value)"))?;
+    let (k, v) =
+        text.split_once('=').ok_or_else(|| format!("`{text}` is not a parameter assignment (expected key=value)"))?;
     let key = k.trim().replace('-', "_");
     if key.is_empty() {
         return Err(format!("`{text}`: empty parameter name"));
@@ -24,9 +23,7 @@ pub fn parse_assignment(text: &str) -> Result<(String, Value), String> {
     let value = if let Ok(b) = v.parse::<bool>() {
         Value::Bool(b)
     } else if let Ok(n) = v.parse::<f64>() {
-        serde_json::Number::from_f64(n)
-            .map(Value::Number)
-            .unwrap_or_else(|| Value::String(v.into()))
+        serde_json::Number::from_f64(n).map(Value::Number).unwrap_or_else(|| Value::String(v.into()))
     } else {
         Value::String(v.to_string())
     };
@@ -43,19 +40,11 @@ pub struct Params<'a> {
 impl<'a> Params<'a> {
     /// A reader for `policy`'s parameters.
     pub fn new(policy: &'static str, map: &'a ParamMap) -> Self {
-        Params {
-            policy,
-            map,
-            known: BTreeSet::new(),
-        }
+        Params { policy, map, known: BTreeSet::new() }
     }
 
     fn err(&self, key: &str, message: impl Into<String>) -> PolicyError {
-        PolicyError::Param {
-            policy: self.policy.into(),
-            key: key.into(),
-            message: message.into(),
-        }
+        PolicyError::Param { policy: self.policy.into(), key: key.into(), message: message.into() }
     }
 
     fn get(&mut self, key: &'static str) -> Option<&'a Value> {
@@ -67,9 +56,7 @@ impl<'a> Params<'a> {
     pub fn duration_ns(&mut self, key: &'static str) -> Result<Option<u64>, PolicyError> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::String(s)) => parse_duration_ns(s, "us")
-                .map(Some)
-                .map_err(|m| self.err(key, m)),
+            Some(Value::String(s)) => parse_duration_ns(s, "us").map(Some).map_err(|m| self.err(key, m)),
             Some(Value::Number(n)) => {
                 let us = n.as_f64().unwrap_or(f64::NAN);
                 if !(us.is_finite() && us >= 0.0) {
@@ -92,11 +79,9 @@ impl<'a> Params<'a> {
                     _ => Err(self.err(key, format!("{n} is not a non-negative integer"))),
                 },
             },
-            Some(Value::String(s)) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| self.err(key, format!("`{s}` is not a non-negative integer"))),
+            Some(Value::String(s)) => {
+                s.trim().parse().map(Some).map_err(|_| self.err(key, format!("`{s}` is not a non-negative integer")))
+            }
             Some(v) => Err(self.err(key, format!("{v} is not a non-negative integer"))),
         }
     }
@@ -106,21 +91,15 @@ impl<'a> Params<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(s)) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| self.err(key, format!("`{s}` is not true or false"))),
+            Some(Value::String(s)) => {
+                s.trim().parse().map(Some).map_err(|_| self.err(key, format!("`{s}` is not true or false")))
+            }
             Some(v) => Err(self.err(key, format!("{v} is not true or false"))),
         }
     }
 
     /// One of a fixed set of words.
-    pub fn choice(
-        &mut self,
-        key: &'static str,
-        choices: &[&'static str],
-    ) -> Result<Option<&'static str>, PolicyError> {
+    pub fn choice(&mut self, key: &'static str, choices: &[&'static str]) -> Result<Option<&'static str>, PolicyError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => choices
@@ -128,9 +107,7 @@ impl<'a> Params<'a> {
                 .find(|c| c.eq_ignore_ascii_case(s.trim()))
                 .copied()
                 .map(Some)
-                .ok_or_else(|| {
-                    self.err(key, format!("`{s}` is not one of: {}", choices.join(", ")))
-                }),
+                .ok_or_else(|| self.err(key, format!("`{s}` is not one of: {}", choices.join(", ")))),
             Some(v) => Err(self.err(key, format!("{v} is not one of: {}", choices.join(", ")))),
         }
     }
@@ -161,18 +138,9 @@ mod tests {
 
     #[test]
     fn assignments_parse_numbers_bools_strings() {
-        assert_eq!(
-            parse_assignment("reef-depth=12").unwrap(),
-            ("reef_depth".into(), serde_json::json!(12.0))
-        );
-        assert_eq!(
-            parse_assignment("reset=true").unwrap(),
-            ("reset".into(), Value::Bool(true))
-        );
-        assert_eq!(
-            parse_assignment("dur_threshold=160us").unwrap().1,
-            Value::String("160us".into())
-        );
+        assert_eq!(parse_assignment("reef-depth=12").unwrap(), ("reef_depth".into(), serde_json::json!(12.0)));
+        assert_eq!(parse_assignment("reset=true").unwrap(), ("reset".into(), Value::Bool(true)));
+        assert_eq!(parse_assignment("dur_threshold=160us").unwrap().1, Value::String("160us".into()));
         assert!(parse_assignment("novalue").is_err());
     }
 

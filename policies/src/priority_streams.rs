@@ -16,11 +16,7 @@ impl Policy for PriorityStreams {
     }
 
     fn stream_priority(&self, client: &ClientInfo) -> StreamPriority {
-        if client.is_hp() {
-            StreamPriority::High
-        } else {
-            StreamPriority::Low
-        }
+        if client.is_hp() { StreamPriority::High } else { StreamPriority::Low }
     }
 
     fn schedule(&mut self, cx: &mut SchedContext<'_>) {

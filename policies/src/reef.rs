@@ -118,10 +118,7 @@ impl Reef {
     }
 
     fn rounds_now(&self, now: u64) -> u64 {
-        self.carried_rounds
-            + self
-                .stretch_start
-                .map_or(0, |s| (now - s) / self.round_ns + 1)
+        self.carried_rounds + self.stretch_start.map_or(0, |s| (now - s) / self.round_ns + 1)
     }
 }
 
@@ -142,11 +139,7 @@ impl Policy for Reef {
     }
 
     fn stream_priority(&self, client: &ClientInfo) -> StreamPriority {
-        if client.is_hp() {
-            StreamPriority::High
-        } else {
-            StreamPriority::Low
-        }
+        if client.is_hp() { StreamPriority::High } else { StreamPriority::Low }
     }
 
     fn host_queue_limit(&self, client: &ClientInfo) -> Option<usize> {

@@ -89,9 +89,6 @@ pub fn build(name: &str, params: &ParamMap) -> Result<Box<dyn Policy>, PolicyErr
     let entry = ENTRIES
         .iter()
         .find(|e| e.name == key)
-        .ok_or_else(|| PolicyError::Unknown {
-            name: name.to_string(),
-            expected: names().join(", "),
-        })?;
+        .ok_or_else(|| PolicyError::Unknown { name: name.to_string(), expected: names().join(", ") })?;
     (entry.build)(params)
 }

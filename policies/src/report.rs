@@ -221,9 +221,7 @@ impl ClientRecorder {
     /// Measured requests per second over the window from the end of warm-up to `end_ns`.
     pub fn throughput(&self, end_ns: u64) -> f64 {
         match self.measured_since {
-            Some(since) if end_ns > since => {
-                self.completed() as f64 / ((end_ns - since) as f64 / 1e9)
-            }
+            Some(since) if end_ns > since => self.completed() as f64 / ((end_ns - since) as f64 / 1e9),
             _ => 0.0,
         }
     }
@@ -233,10 +231,7 @@ impl ClientRecorder {
 pub fn client_report(id: usize, c: &ClientSpec, rec: &ClientRecorder, end_ns: u64) -> ClientReport {
     let (latency_ms, mean_iteration_ms) = match c.kind {
         WorkKind::Inference => (LatencyStats::from_ns(&rec.latencies_ns), None),
-        WorkKind::Training => (
-            None,
-            LatencyStats::from_ns(&rec.latencies_ns).map(|l| l.mean),
-        ),
+        WorkKind::Training => (None, LatencyStats::from_ns(&rec.latencies_ns).map(|l| l.mean)),
     };
     ClientReport {
         id,
@@ -292,10 +287,7 @@ impl Report {
             warmup: scenario.warmup,
             duration_s: round6(duration_ns as f64 / 1e9),
             clients,
-            gpu: GpuReport {
-                normalized_throughput: None,
-                sm_utilization: round6(sm_utilization),
-            },
+            gpu: GpuReport { normalized_throughput: None, sm_utilization: round6(sm_utilization) },
             engine,
         }
     }
@@ -310,10 +302,7 @@ impl Report {
                 all = false;
                 continue;
             };
-            c.ideal = Some(IdealReference {
-                throughput_per_s: i.throughput_per_s,
-                latency_ms: i.latency_ms,
-            });
+            c.ideal = Some(IdealReference { throughput_per_s: i.throughput_per_s, latency_ms: i.latency_ms });
             if i.throughput_per_s > 0.0 {
                 norm += c.throughput_per_s / i.throughput_per_s;
             } else {
@@ -324,10 +313,8 @@ impl Report {
                 && il.p95 > 0.0
                 && il.p99 > 0.0
             {
-                c.overhead_vs_ideal = Some(Overhead {
-                    p95: round6(l.p95 / il.p95 - 1.0),
-                    p99: round6(l.p99 / il.p99 - 1.0),
-                });
+                c.overhead_vs_ideal =
+                    Some(Overhead { p95: round6(l.p95 / il.p95 - 1.0), p99: round6(l.p99 / il.p99 - 1.0) });
             }
         }
         self.gpu.normalized_throughput = all.then_some(round6(norm));
@@ -361,13 +348,7 @@ mod tests {
     #[test]
     fn throughput_counts_only_the_measured_window() {
         let mut r = ClientRecorder::default();
-        let done = |request, completed_at, warmup| RequestDone {
-            client: 0,
-            request,
-            arrival: 0,
-            completed_at,
-            warmup,
-        };
+        let done = |request, completed_at, warmup| RequestDone { client: 0, request, arrival: 0, completed_at, warmup };
         r.record(&done(0, 1_000_000_000, true), 1);
         r.record(&done(1, 1_500_000_000, false), 1);
         r.record(&done(2, 2_000_000_000, false), 1);

@@ -89,11 +89,7 @@ impl SchedState {
             assert_eq!(c.info.id, i, "client ids must be their indices");
         }
         let hp = clients.iter().position(|c| c.info.role == Role::Hp);
-        SchedState {
-            clients,
-            hp,
-            device,
-        }
+        SchedState { clients, hp, device }
     }
 
     /// The device.
@@ -148,14 +144,7 @@ impl SchedState {
         let seq = s.next_seq;
         s.next_seq += 1;
         let is_kernel = s.record(profile).kind.is_kernel();
-        s.pending.push_back(QueuedOp {
-            seq,
-            index,
-            request: s.request,
-            issued_at: now,
-            profile,
-            is_kernel,
-        });
+        s.pending.push_back(QueuedOp { seq, index, request: s.request, issued_at: now, profile, is_kernel });
         seq
     }
 
@@ -163,10 +152,7 @@ impl SchedState {
     /// Returns it.
     pub fn complete(&mut self, c: ClientId) -> InFlightOp {
         let s = &mut self.clients[c];
-        let done = s
-            .in_flight
-            .pop_front()
-            .expect("completion without an op in flight");
+        let done = s.in_flight.pop_front().expect("completion without an op in flight");
         if done.op.is_kernel {
             s.in_flight_kernels -= 1;
         }
@@ -197,12 +183,7 @@ impl SchedState {
 
     /// A context through which a policy reads this state and submits ops at time `now`.
     pub fn context<'a>(&'a mut self, now: u64, actions: &'a mut Vec<Action>) -> SchedContext<'a> {
-        SchedContext {
-            now,
-            state: self,
-            actions,
-            wake: None,
-        }
+        SchedContext { now, state: self, actions, wake: None }
     }
 }
 
@@ -265,14 +246,8 @@ impl<'a> SchedContext<'a> {
         if op.is_kernel {
             s.in_flight_kernels += 1;
         }
-        s.in_flight.push_back(InFlightOp {
-            op,
-            submitted_at: now,
-        });
-        self.actions.push(Action::Submit {
-            client: c,
-            seq: op.seq,
-        });
+        s.in_flight.push_back(InFlightOp { op, submitted_at: now });
+        self.actions.push(Action::Submit { client: c, seq: op.seq });
         Some(s.record(op.profile))
     }
 

@@ -14,11 +14,7 @@ fn hp_busy_with(
     be_ops: Vec<orion_traces::OpRecord>,
     params: &[(&str, serde_json::Value)],
 ) -> Harness {
-    let mut h = Harness::new(
-        "orion",
-        params,
-        vec![Client::hp(vec![kernel(class, 10, 50)]), Client::be(be_ops)],
-    );
+    let mut h = Harness::new("orion", params, vec![Client::hp(vec![kernel(class, 10, 50)]), Client::be(be_ops)]);
     h.issue(0, 1);
     assert_eq!(h.schedule(), vec![(0, 0)], "HP ops are submitted at once");
     h
@@ -26,25 +22,12 @@ fn hp_busy_with(
 
 #[test]
 fn hp_ops_go_straight_to_the_gpu_on_the_high_priority_stream() {
-    let mut h = Harness::new(
-        "orion",
-        &[],
-        vec![
-            Client::hp(vec![kernel(Compute, 500, 500); 3]),
-            Client::be(vec![]),
-        ],
-    );
+    let mut h = Harness::new("orion", &[], vec![Client::hp(vec![kernel(Compute, 500, 500); 3]), Client::be(vec![])]);
     h.issue(0, 3);
     assert_eq!(h.schedule(), vec![(0, 0), (0, 1), (0, 2)]);
     let infos = h.state.infos();
-    assert_eq!(
-        h.policy.stream_priority(&infos[0]),
-        orion_policies::StreamPriority::High
-    );
-    assert_eq!(
-        h.policy.stream_priority(&infos[1]),
-        orion_policies::StreamPriority::Low
-    );
+    assert_eq!(h.policy.stream_priority(&infos[0]), orion_policies::StreamPriority::High);
+    assert_eq!(h.policy.stream_priority(&infos[1]), orion_policies::StreamPriority::Low);
 }
 
 #[test]
@@ -53,19 +36,12 @@ fn rule1_with_no_hp_request_in_flight_any_be_kernel_is_admitted() {
     let mut h = Harness::new(
         "orion",
         &[("sm_threshold", json!(50))],
-        vec![
-            Client::hp(vec![kernel(Compute, 10, 50)]),
-            Client::be(vec![kernel(Compute, 90, 10)]),
-        ],
+        vec![Client::hp(vec![kernel(Compute, 10, 50)]), Client::be(vec![kernel(Compute, 90, 10)])],
     );
     h.issue(1, 1);
     assert_eq!(h.schedule(), vec![(1, 0)]);
     // The same kernel while the HP has an op in flight is held.
-    let mut h = hp_busy_with(
-        Compute,
-        vec![kernel(Compute, 90, 10)],
-        &[("sm_threshold", json!(50))],
-    );
+    let mut h = hp_busy_with(Compute, vec![kernel(Compute, 90, 10)], &[("sm_threshold", json!(50))]);
     h.issue(1, 1);
     assert_eq!(h.schedule(), vec![]);
     // Once the HP's op completes, it is admitted.
@@ -80,11 +56,7 @@ fn rule2_non_kernel_ops_are_admitted_while_the_hp_runs() {
     let mut odd_copy = copy();
     odd_copy.class = Compute;
     odd_copy.sm_needed = 90;
-    let mut h = hp_busy_with(
-        Compute,
-        vec![odd_copy, kernel(Compute, 10, 10)],
-        &[("sm_threshold", json!(50))],
-    );
+    let mut h = hp_busy_with(Compute, vec![odd_copy, kernel(Compute, 10, 10)], &[("sm_threshold", json!(50))]);
     h.issue(1, 2);
     assert_eq!(h.schedule(), vec![(1, 0)]);
     // The compute kernel behind it conflicts with the HP's compute kernel.
@@ -98,13 +70,7 @@ fn rule3_be_clients_in_warm_up_are_admitted() {
     let mut h = Harness::new(
         "orion",
         &[("sm_threshold", json!(50))],
-        vec![
-            Client::hp(vec![kernel(Compute, 10, 50)]),
-            Client {
-                warmup: 1,
-                ..Client::be(be_ops)
-            },
-        ],
+        vec![Client::hp(vec![kernel(Compute, 10, 50)]), Client { warmup: 1, ..Client::be(be_ops) }],
     );
     h.issue(0, 1);
     h.issue(1, 1);
@@ -146,18 +112,10 @@ fn rule4_unknown_class_on_either_side_is_compatible() {
 #[test]
 fn rule4_sm_threshold_bounds_the_sms_admitted_in_one_round() {
     // Threshold 50: a compatible 60-SM kernel is held, a 40-SM one admitted.
-    let mut h = hp_busy_with(
-        Compute,
-        vec![kernel(Memory, 60, 10)],
-        &[("sm_threshold", json!(50))],
-    );
+    let mut h = hp_busy_with(Compute, vec![kernel(Memory, 60, 10)], &[("sm_threshold", json!(50))]);
     h.issue(1, 1);
     assert_eq!(h.schedule(), vec![]);
-    let mut h = hp_busy_with(
-        Compute,
-        vec![kernel(Memory, 40, 10)],
-        &[("sm_threshold", json!(50))],
-    );
+    let mut h = hp_busy_with(Compute, vec![kernel(Memory, 40, 10)], &[("sm_threshold", json!(50))]);
     h.issue(1, 1);
     assert_eq!(h.schedule(), vec![(1, 0)]);
     // Two BE clients of 30 SMs each: the round admits the first; the second would bring the
@@ -175,25 +133,14 @@ fn rule4_sm_threshold_bounds_the_sms_admitted_in_one_round() {
     h.issue(1, 1);
     h.issue(2, 1);
     assert_eq!(h.schedule(), vec![(0, 0), (1, 0)]);
-    assert_eq!(
-        h.wake,
-        Some(US),
-        "the next round is one polling period later"
-    );
+    assert_eq!(h.wake, Some(US), "the next round is one polling period later");
     h.now = US;
     assert_eq!(h.schedule(), vec![(2, 0)]);
 }
 
 #[test]
 fn each_round_admits_at_most_one_op_per_be_client() {
-    let mut h = Harness::new(
-        "orion",
-        &[],
-        vec![
-            Client::hp(vec![]),
-            Client::be(vec![kernel(Memory, 10, 10); 3]),
-        ],
-    );
+    let mut h = Harness::new("orion", &[], vec![Client::hp(vec![]), Client::be(vec![kernel(Memory, 10, 10); 3])]);
     h.issue(1, 3);
     assert_eq!(h.schedule(), vec![(1, 0)]);
     h.now = US;
@@ -217,20 +164,14 @@ fn duration_gate_holds_be_work_until_outstanding_be_kernels_complete() {
     let mut h = Harness::new(
         "orion",
         &[("dur_threshold", json!("100us"))],
-        vec![
-            Client::hp(vec![kernel(Compute, 10, 50)]),
-            Client::be(vec![kernel(Memory, 10, 60); 5]),
-        ],
+        vec![Client::hp(vec![kernel(Compute, 10, 50)]), Client::be(vec![kernel(Memory, 10, 60); 5])],
     );
     h.issue(1, 5);
     // 60 us admitted (sum 60), then, a round later, 60 more (sum 120 > 100): the gate closes.
     assert_eq!(h.schedule(), vec![(1, 0)]);
     h.now = US;
     assert_eq!(h.schedule(), vec![(1, 1)]);
-    assert_eq!(
-        h.wake, None,
-        "nothing to poll for until BE kernels complete"
-    );
+    assert_eq!(h.wake, None, "nothing to poll for until BE kernels complete");
     // While either is outstanding, nothing else starts, even after one completes.
     h.now = 2 * US;
     assert_eq!(h.schedule(), vec![]);
@@ -245,14 +186,7 @@ fn duration_gate_holds_be_work_until_outstanding_be_kernels_complete() {
 
 #[test]
 fn duration_threshold_defaults_to_2_5_percent_of_the_hp_standalone_latency() {
-    let h = Harness::new(
-        "orion",
-        &[],
-        vec![
-            Client::hp(vec![kernel(Compute, 10, 50)]),
-            Client::be(vec![]),
-        ],
-    );
+    let h = Harness::new("orion", &[], vec![Client::hp(vec![kernel(Compute, 10, 50)]), Client::be(vec![])]);
     // 4 ms standalone -> 100 us.
     assert_eq!(h.policy.params()["dur_threshold_us"], json!(100.0));
 }
@@ -274,11 +208,7 @@ fn training_hp(update_start: usize) -> Client {
 fn update_phase_admits_small_be_kernels_regardless_of_class() {
     // HP trains; its update phase starts at op 2. BE kernel: compute (conflicts), 20 SMs.
     let be = || Client::be(vec![kernel(Compute, 20, 10)]);
-    let mut h = Harness::new(
-        "orion",
-        &[("sm_threshold", json!(50))],
-        vec![training_hp(2), be()],
-    );
+    let mut h = Harness::new("orion", &[("sm_threshold", json!(50))], vec![training_hp(2), be()]);
     h.issue(0, 3);
     h.issue(1, 1);
     assert_eq!(h.schedule(), vec![(0, 0), (0, 1), (0, 2)]);
@@ -335,17 +265,9 @@ fn training_hp_sm_threshold_starts_at_half_the_be_maximum_and_is_binary_searched
 
 #[test]
 fn unknown_parameters_are_rejected_by_name() {
-    let e = orion_policies::registry::build(
-        "orion",
-        &[("dur_treshold".to_string(), json!(5))]
-            .into_iter()
-            .collect(),
-    )
-    .err()
-    .unwrap()
-    .to_string();
-    assert!(
-        e.contains("dur_treshold") && e.contains("dur_threshold"),
-        "{e}"
-    );
+    let e = orion_policies::registry::build("orion", &[("dur_treshold".to_string(), json!(5))].into_iter().collect())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("dur_treshold") && e.contains("dur_threshold"), "{e}");
 }

@@ -56,10 +56,7 @@ fn padding_refuses_a_be_kernel_longer_than_the_hp_kernel() {
     let mut h = Harness::new(
         "reef",
         &[],
-        vec![
-            Client::hp(vec![kernel(Compute, 40, 50)]),
-            Client::be(vec![kernel(Memory, 30, 51)]),
-        ],
+        vec![Client::hp(vec![kernel(Compute, 40, 50)]), Client::be(vec![kernel(Memory, 30, 51)])],
     );
     h.issue(1, 1);
     h.issue(0, 1);
@@ -69,12 +66,7 @@ fn padding_refuses_a_be_kernel_longer_than_the_hp_kernel() {
 #[test]
 fn padding_refuses_a_be_kernel_that_does_not_fit_in_the_free_sms() {
     // 40 SMs taken by the HP kernel, 60 free: a 61-SM BE kernel is not padded by REEF's rule...
-    let ops = || {
-        vec![
-            Client::hp(vec![kernel(Compute, 40, 50)]),
-            Client::be(vec![kernel(Memory, 61, 20)]),
-        ]
-    };
+    let ops = || vec![Client::hp(vec![kernel(Compute, 40, 50)]), Client::be(vec![kernel(Memory, 61, 20)])];
     let mut h = Harness::new("reef", &[], ops());
     h.issue(1, 1);
     h.issue(0, 1);
@@ -91,10 +83,7 @@ fn orion_artifact_padding_refuses_a_be_kernel_smaller_than_the_hp_kernel() {
     let mut h = Harness::new(
         "reef",
         &[("padding", json!("orion-artifact"))],
-        vec![
-            Client::hp(vec![kernel(Compute, 40, 50)]),
-            Client::be(vec![kernel(Memory, 30, 20)]),
-        ],
+        vec![Client::hp(vec![kernel(Compute, 40, 50)]), Client::be(vec![kernel(Memory, 30, 20)])],
     );
     h.issue(1, 1);
     h.issue(0, 1);
@@ -117,11 +106,7 @@ fn with_the_hp_idle_be_queues_drain_one_op_per_client_every_depth_rounds() {
     h.issue(1, 3);
     h.issue(2, 3);
     assert_eq!(h.schedule(), vec![]);
-    assert_eq!(
-        h.wake,
-        Some(3 * US),
-        "asks to be woken when the counter will reach the depth"
-    );
+    assert_eq!(h.wake, Some(3 * US), "asks to be woken when the counter will reach the depth");
     h.now = 2 * US;
     assert_eq!(h.schedule(), vec![]);
     h.now = 3 * US;
@@ -135,11 +120,7 @@ fn with_the_hp_idle_be_queues_drain_one_op_per_client_every_depth_rounds() {
 
 #[test]
 fn be_host_queues_hold_reef_depth_ops() {
-    let h = Harness::new(
-        "reef",
-        &[("reef_depth", json!(7))],
-        vec![Client::hp(vec![]), Client::be(vec![])],
-    );
+    let h = Harness::new("reef", &[("reef_depth", json!(7))], vec![Client::hp(vec![]), Client::be(vec![])]);
     let infos = h.state.infos();
     assert_eq!(h.policy.host_queue_limit(&infos[0]), None);
     assert_eq!(h.policy.host_queue_limit(&infos[1]), Some(7));
@@ -150,10 +131,7 @@ fn reset_preempts_running_be_work_when_an_hp_request_arrives() {
     let mut h = Harness::new(
         "reef",
         &[("reset", json!(true)), ("reef_depth", json!(1))],
-        vec![
-            Client::hp(vec![kernel(Compute, 40, 50)]),
-            Client::be(vec![kernel(Memory, 90, 500)]),
-        ],
+        vec![Client::hp(vec![kernel(Compute, 40, 50)]), Client::be(vec![kernel(Memory, 90, 500)])],
     );
     h.issue(1, 1);
     assert_eq!(h.schedule(), vec![(1, 0)], "depth 1 drains at once");
@@ -161,19 +139,12 @@ fn reset_preempts_running_be_work_when_an_hp_request_arrives() {
     h.issue(0, 1);
     h.schedule();
     assert_eq!(h.preempted, vec![1]);
-    assert_eq!(
-        h.state.client(1).pending().len(),
-        1,
-        "the killed kernel is back in the host queue"
-    );
+    assert_eq!(h.state.client(1).pending().len(), 1, "the killed kernel is back in the host queue");
     // Without reset nothing is preempted.
     let mut h = Harness::new(
         "reef",
         &[("reef_depth", json!(1))],
-        vec![
-            Client::hp(vec![kernel(Compute, 40, 50)]),
-            Client::be(vec![kernel(Memory, 90, 500)]),
-        ],
+        vec![Client::hp(vec![kernel(Compute, 40, 50)]), Client::be(vec![kernel(Memory, 90, 500)])],
     );
     h.issue(1, 1);
     h.schedule();
@@ -184,15 +155,10 @@ fn reset_preempts_running_be_work_when_an_hp_request_arrives() {
 
 #[test]
 fn reset_is_refused_on_the_real_backend() {
-    let err = Harness::with_backend(
-        "reef",
-        &[("reset", json!(true))],
-        vec![Client::hp(vec![])],
-        Backend::Real,
-    )
-    .err()
-    .expect("reset needs the simulator")
-    .to_string();
+    let err = Harness::with_backend("reef", &[("reset", json!(true))], vec![Client::hp(vec![])], Backend::Real)
+        .err()
+        .expect("reset needs the simulator")
+        .to_string();
     assert!(err.contains("reset"), "{err}");
     assert!(Harness::with_backend("reef", &[], vec![Client::hp(vec![])], Backend::Real).is_ok());
 }

@@ -1,6 +1,7 @@
 //! The `orion-sim` command line: argument parsing and wiring only; the work is in the library.
 
-use crate::run::{RunOptions, run};
+use crate::experiment::{Experiment, ExperimentOptions, run_experiment};
+use crate::run::{IdealReference, run};
 use crate::table;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
@@ -10,9 +11,7 @@ use orion_traces::builtin::workload_clients;
 use orion_traces::config::{LoadOptions, load_scenario};
 use orion_traces::scenario::DEFAULT_WARMUP;
 use orion_traces::units::parse_duration_ns;
-use orion_traces::{
-    ArrivalProcess, DeviceSpec, Model, Scenario, Stop, WorkKind, arrival::read_inter_arrivals,
-};
+use orion_traces::{ArrivalProcess, DeviceSpec, Model, Scenario, Stop, WorkKind, arrival::read_inter_arrivals};
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,11 +19,9 @@ use std::path::{Path, PathBuf};
 /// Simulate deep-learning jobs sharing one GPU under a scheduling policy.
 #[derive(Debug, Parser)]
 #[command(name = "orion-sim", version, args_conflicts_with_subcommands = true)]
-#[command(
-    after_help = "Examples:\n  orion-sim --policy priority-streams --trace resnet50_bert\n  \
+#[command(after_help = "Examples:\n  orion-sim --policy priority-streams --trace resnet50_bert\n  \
 orion-sim --policy streams --trace mobilenetv2_resnet101 --duration 60s --json\n  \
-orion-sim --policy temporal config.json\n  orion-sim list"
-)]
+orion-sim --policy temporal config.json\n  orion-sim list")]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -36,6 +33,53 @@ pub struct Cli {
 enum Command {
     /// List policies, models, pairs and devices.
     List,
+    /// Run one of the seed paper's experiments (fig7: HP inference vs BE training; fig10:
+    /// bursty HP inference vs BE inference) and print its table.
+    Experiment(ExperimentArgs),
+}
+
+/// Arguments of `orion-sim experiment`.
+#[derive(Debug, Args)]
+pub struct ExperimentArgs {
+    /// fig7 or fig10.
+    #[arg(value_enum)]
+    name: Experiment,
+    /// Device preset (v100, a100, h100).
+    #[arg(long, default_value = "h100", conflicts_with = "device_file")]
+    device: String,
+    /// Device description file.
+    #[arg(long)]
+    device_file: Option<PathBuf>,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Simulated time per cell.
+    #[arg(long, default_value = "30s")]
+    duration: String,
+    /// Warm-up requests per client.
+    #[arg(long, default_value_t = DEFAULT_WARMUP)]
+    warmup: u32,
+    /// Policies to compare, comma-separated (default: the paper's six).
+    #[arg(long, value_delimiter = ',')]
+    policies: Vec<String>,
+    /// HP models, comma-separated (default: resnet50,mobilenetv2).
+    #[arg(long, value_delimiter = ',')]
+    hp: Vec<String>,
+    /// BE models, comma-separated (default: all five).
+    #[arg(long, value_delimiter = ',')]
+    be: Vec<String>,
+    /// fig10: the HP's inter-arrival times from a file instead of the seeded bursty trace.
+    #[arg(long)]
+    inter_arrivals: Option<PathBuf>,
+    /// A policy's parameter, POLICY.KEY=VALUE (repeatable), e.g. -P orion.dur_threshold=100us.
+    #[arg(short = 'P', long = "param", value_name = "POLICY.KEY=VALUE")]
+    params: Vec<String>,
+    /// Print the JSON report instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
 }
 
 /// Arguments of a simulation run.
@@ -111,11 +155,7 @@ where
         Err(e) => {
             let code = e.exit_code();
             let text = e.render().ansi().to_string();
-            let _ = if code == 0 {
-                write!(out, "{text}")
-            } else {
-                write!(err, "{text}")
-            };
+            let _ = if code == 0 { write!(out, "{text}") } else { write!(err, "{text}") };
             return code;
         }
     };
@@ -131,6 +171,7 @@ where
 fn execute(cli: Cli, out: &mut dyn Write) -> Result<()> {
     match cli.command {
         Some(Command::List) => list(out),
+        Some(Command::Experiment(args)) => experiment_command(args, out),
         None => run_command(cli.run, out),
     }
 }
@@ -150,36 +191,74 @@ fn list(out: &mut dyn Write) -> Result<()> {
             m.default_batch(WorkKind::Training)
         )?;
     }
-    writeln!(
-        out,
-        "pairs: HP_BE from any two models, e.g. resnet50_bert, mobilenetv2_resnet101"
-    )?;
+    writeln!(out, "pairs: HP_BE from any two models, e.g. resnet50_bert, mobilenetv2_resnet101")?;
     writeln!(out, "devices: {}", DeviceSpec::preset_names().join(", "))?;
     Ok(())
 }
 
-fn load_device(args: &RunArgs) -> Result<(DeviceSpec, String)> {
-    match &args.device_file {
+fn load_device(preset: &str, file: Option<&Path>) -> Result<(DeviceSpec, String)> {
+    match file {
         Some(p) => Ok((DeviceSpec::from_file(p)?, p.display().to_string())),
-        None => Ok((
-            DeviceSpec::preset(&args.device)?,
-            format!("builtin:{}", args.device.to_ascii_lowercase()),
-        )),
+        None => Ok((DeviceSpec::preset(preset)?, format!("builtin:{}", preset.to_ascii_lowercase()))),
     }
+}
+
+fn experiment_command(args: ExperimentArgs, out: &mut dyn Write) -> Result<()> {
+    let (device, source) = load_device(&args.device, args.device_file.as_deref())?;
+    let mut opts = ExperimentOptions::new(device, source);
+    opts.seed = args.seed;
+    opts.duration_ns = parse_duration_ns(&args.duration, "s").map_err(|e| anyhow!("--duration: {e}"))?;
+    if opts.duration_ns == 0 {
+        bail!("--duration: must be positive");
+    }
+    opts.warmup = args.warmup;
+    if !args.policies.is_empty() {
+        opts.policies = args.policies.clone();
+    }
+    let models = |names: &[String]| -> Result<Vec<Model>> { names.iter().map(|n| Ok(n.parse::<Model>()?)).collect() };
+    if !args.hp.is_empty() {
+        opts.hp_models = models(&args.hp)?;
+    }
+    if !args.be.is_empty() {
+        opts.be_models = models(&args.be)?;
+    }
+    if let Some(path) = &args.inter_arrivals {
+        if args.name != Experiment::Fig10 {
+            bail!("--inter-arrivals applies to fig10 only");
+        }
+        opts.inter_arrivals = Some(read_inter_arrivals(path)?);
+    }
+    for p in &args.params {
+        let (key, value) = parse_assignment(p).map_err(|e| anyhow!("--param: {e}"))?;
+        let Some((policy, key)) = key.split_once('.') else {
+            bail!("--param `{p}`: name the policy, as POLICY.KEY=VALUE (e.g. orion.dur_threshold=100us)");
+        };
+        let policy = policy.replace('_', "-");
+        if !opts.policies.contains(&policy) {
+            bail!("--param `{p}`: policy `{policy}` is not among the compared policies ({})", opts.policies.join(", "));
+        }
+        opts.params.entry(policy).or_default().insert(key.to_string(), value);
+    }
+    let report = run_experiment(args.name, &opts)?;
+    let json = report.to_json();
+    if let Some(path) = &args.output {
+        std::fs::write(path, format!("{json}\n")).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.json {
+        writeln!(out, "{json}")?;
+    } else {
+        write!(out, "{}", report.table())?;
+    }
+    Ok(())
 }
 
 /// Builds the scenario the arguments describe.
 pub fn scenario_from_args(args: &RunArgs) -> Result<Scenario> {
-    let (device, device_source) = load_device(args)?;
+    let (device, device_source) = load_device(&args.device, args.device_file.as_deref())?;
     let mut scenario = if let Some(path) = &args.config {
-        let opts = LoadOptions {
-            device,
-            device_source,
-            seed: args.seed,
-            warmup: args.warmup.unwrap_or(DEFAULT_WARMUP),
-        };
-        let mut s =
-            load_scenario(path, &opts).with_context(|| format!("loading {}", path.display()))?;
+        let opts =
+            LoadOptions { device, device_source, seed: args.seed, warmup: args.warmup.unwrap_or(DEFAULT_WARMUP) };
+        let mut s = load_scenario(path, &opts).with_context(|| format!("loading {}", path.display()))?;
         // The command line wins over the file for what it states explicitly.
         if args.device_file.is_some() || args.device != "h100" {
             s.device = opts.device;
@@ -196,9 +275,7 @@ pub fn scenario_from_args(args: &RunArgs) -> Result<Scenario> {
         let name = args.trace.as_deref().unwrap_or("resnet50_bert");
         let clients = workload_clients(name, args.mode, &device)?;
         Scenario {
-            name: Path::new(name)
-                .file_stem()
-                .map_or(name.to_string(), |s| s.to_string_lossy().into_owned()),
+            name: Path::new(name).file_stem().map_or(name.to_string(), |s| s.to_string_lossy().into_owned()),
             clients,
             device,
             device_source,
@@ -214,45 +291,24 @@ pub fn scenario_from_args(args: &RunArgs) -> Result<Scenario> {
         if ns == 0 {
             bail!("--duration: must be positive");
         }
-        scenario.stop = Stop {
-            duration_ns: Some(ns),
-            requests: None,
-        };
+        scenario.stop = Stop { duration_ns: Some(ns), requests: None };
     } else if let Some(n) = args.requests {
         if n == 0 {
             bail!("--requests: must be at least 1");
         }
-        scenario.stop = Stop {
-            duration_ns: None,
-            requests: Some(n),
-        };
+        scenario.stop = Stop { duration_ns: None, requests: Some(n) };
     }
     let hp_arrival = if let Some(path) = &args.inter_arrivals {
-        Some(ArrivalProcess::Trace {
-            inter_arrival_s: read_inter_arrivals(path)?,
-        })
+        Some(ArrivalProcess::Trace { inter_arrival_s: read_inter_arrivals(path)? })
     } else {
         let rate = args.hp_rate.or_else(|| {
-            scenario
-                .hp_client()
-                .and_then(|h| scenario.clients[h].arrival.mean_rate())
-                .filter(|_| args.uniform)
+            scenario.hp_client().and_then(|h| scenario.clients[h].arrival.mean_rate()).filter(|_| args.uniform)
         });
-        rate.map(|rate| {
-            if args.uniform {
-                ArrivalProcess::Uniform { rate }
-            } else {
-                ArrivalProcess::Poisson { rate }
-            }
-        })
+        rate.map(|rate| if args.uniform { ArrivalProcess::Uniform { rate } } else { ArrivalProcess::Poisson { rate } })
     };
     if let Some(arrival) = hp_arrival {
-        arrival
-            .validate()
-            .map_err(|(f, m)| anyhow!("HP arrival {f}: {m}"))?;
-        let h = scenario
-            .hp_client()
-            .ok_or_else(|| anyhow!("the workload has no HP client to set the rate of"))?;
+        arrival.validate().map_err(|(f, m)| anyhow!("HP arrival {f}: {m}"))?;
+        let h = scenario.hp_client().ok_or_else(|| anyhow!("the workload has no HP client to set the rate of"))?;
         if scenario.clients[h].kind == WorkKind::Training {
             bail!("the HP client trains (closed loop); an arrival rate applies to inference only");
         }
@@ -268,23 +324,12 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         let (k, v) = parse_assignment(p).map_err(|e| anyhow!("--param: {e}"))?;
         params.insert(k, v);
     }
-    let policy = args
-        .policy
-        .clone()
-        .or_else(|| scenario.policy.clone())
-        .unwrap_or_else(|| "priority-streams".into());
-    let result = run(
-        &scenario,
-        &policy,
-        &params,
-        RunOptions {
-            with_ideal: !args.no_ideal,
-        },
-    )?;
+    let policy = args.policy.clone().or_else(|| scenario.policy.clone()).unwrap_or_else(|| "priority-streams".into());
+    let result =
+        run(&scenario, &policy, &params, if args.no_ideal { IdealReference::Skip } else { IdealReference::Simulate })?;
     let json = result.report.to_json();
     if let Some(path) = &args.output {
-        std::fs::write(path, format!("{json}\n"))
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, format!("{json}\n")).with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
         writeln!(out, "{json}")?;

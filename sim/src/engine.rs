@@ -11,8 +11,7 @@ use crate::gpu::{Done, GpuModel, GpuStats, NEVER};
 use crate::shape::{Exec, shape_of};
 use orion_policies::report::ClientRecorder;
 use orion_policies::{
-    Backend, ClientInfo, Command, DeviceInfo, Driver, DriverClient, Policy, PolicyError,
-    StreamPriority,
+    Backend, ClientInfo, Command, DeviceInfo, Driver, DriverClient, Policy, PolicyError, StreamPriority,
 };
 use orion_traces::{ClientSpec, DeviceSpec, Stop};
 
@@ -74,28 +73,13 @@ fn stream_priority(p: StreamPriority) -> u8 {
 
 /// Runs one simulation of `input` under `policy` (already built; its `setup` is called here).
 pub fn simulate(input: &SimInput<'_>, policy: &mut dyn Policy) -> Result<SimOutcome, PolicyError> {
-    let device = DeviceInfo {
-        name: input.device.name.clone(),
-        sm_count: input.device.sm_count,
-    };
+    let device = DeviceInfo { name: input.device.name.clone(), sm_count: input.device.sm_count };
     let clients: Vec<DriverClient<'_>> = input
         .clients
         .iter()
-        .map(|c| DriverClient {
-            scenario_id: c.scenario_id,
-            spec: c.spec,
-            info: c.info.clone(),
-        })
+        .map(|c| DriverClient { scenario_id: c.scenario_id, spec: c.spec, info: c.info.clone() })
         .collect();
-    let mut driver = Driver::new(
-        &clients,
-        device,
-        Backend::Sim,
-        input.seed,
-        input.warmup,
-        input.stop,
-        policy,
-    )?;
+    let mut driver = Driver::new(&clients, device, Backend::Sim, input.seed, input.warmup, input.stop, policy)?;
     // Each op's GPU-model shape, per client and profile table, computed once.
     let shapes: Vec<Vec<Vec<Exec>>> = input
         .clients
@@ -107,11 +91,7 @@ pub fn simulate(input: &SimInput<'_>, policy: &mut dyn Policy) -> Result<SimOutc
                 .collect()
         })
         .collect();
-    let priorities: Vec<u8> = driver
-        .stream_priorities()
-        .iter()
-        .map(|&p| stream_priority(p))
-        .collect();
+    let priorities: Vec<u8> = driver.stream_priorities().iter().map(|&p| stream_priority(p)).collect();
     let mut gpu = GpuModel::new(input.device, &priorities);
     let launch_latency = input.device.launch_latency_ns;
     let end = driver.end();
@@ -142,11 +122,7 @@ pub fn simulate(input: &SimInput<'_>, policy: &mut dyn Policy) -> Result<SimOutc
         driver.schedule(now, &mut commands);
         for cmd in commands.drain(..) {
             match cmd {
-                Command::Submit {
-                    client,
-                    seq,
-                    profile,
-                } => {
+                Command::Submit { client, seq, profile } => {
                     let exec = shapes[client][profile.table as usize][profile.row as usize];
                     gpu.submit(client, seq, exec, now + launch_latency);
                 }

@@ -5,14 +5,16 @@
 //! * [`gpu`]: the simulated GPU (streams, block dispatch, contention, copy engines).
 //! * [`engine`]: the event loop and host model of the clients.
 //! * [`run`]: a scenario under a policy, with the ideal reference, to a report.
+//! * [`experiment`]: the seed paper's fig7 and fig10 experiments.
 //! * [`cli`]: the `orion-sim` command line.
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod engine;
+pub mod experiment;
 pub mod gpu;
 pub mod run;
 pub mod shape;
 pub mod table;
 
-pub use run::{RunError, RunOptions, RunResult, run};
+pub use run::{IdealReference, RunError, RunResult, run};

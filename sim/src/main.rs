@@ -1,10 +1,6 @@
 //! `orion-sim`: see `orion-sim --help`.
 
 fn main() -> std::process::ExitCode {
-    let code = orion_sim::cli::main_with(
-        std::env::args_os(),
-        &mut std::io::stdout(),
-        &mut std::io::stderr(),
-    );
+    let code = orion_sim::cli::main_with(std::env::args_os(), &mut std::io::stdout(), &mut std::io::stderr());
     std::process::ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -40,17 +40,17 @@ pub struct RunResult {
     pub simulated_s: f64,
 }
 
-/// Options of a run.
+/// Where the ideal (dedicated-GPU) reference of a run comes from: it gives the HP's overhead
+/// vs ideal and the normalised throughput.
 #[derive(Debug, Clone, Copy)]
-pub struct RunOptions {
-    /// Also simulate each client alone, for overhead vs ideal and normalised throughput.
-    pub with_ideal: bool,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions { with_ideal: true }
-    }
+pub enum IdealReference<'a> {
+    /// No reference: those fields stay empty.
+    Skip,
+    /// Simulate each client alone for as long as the run lasted.
+    Simulate,
+    /// A report of the same scenario under `ideal`, computed before (experiments share one
+    /// reference among the policies of a cell).
+    Given(&'a Report),
 }
 
 /// Runs `scenario` under the policy `policy_name` with `params`.
@@ -58,13 +58,10 @@ pub fn run(
     scenario: &Scenario,
     policy_name: &str,
     params: &ParamMap,
-    opts: RunOptions,
+    reference: IdealReference<'_>,
 ) -> Result<RunResult, RunError> {
     let started = Instant::now();
-    scenario.validate().map_err(|message| RunError::Scenario {
-        name: scenario.name.clone(),
-        message,
-    })?;
+    scenario.validate().map_err(|message| RunError::Scenario { name: scenario.name.clone(), message })?;
     let infos = client_infos(scenario);
     let mut policy = registry::build(policy_name, params)?;
     let t0 = Instant::now();
@@ -83,18 +80,18 @@ pub fn run(
     };
     let policy_wall = t0.elapsed();
     let mut report = build_report(scenario, policy.as_ref(), &report_parts);
-    if opts.with_ideal {
-        let ideal = if matches!(report_parts, Parts::Dedicated(_)) {
-            report.clone()
-        } else {
+    let ideal = match reference {
+        IdealReference::Skip => None,
+        IdealReference::Given(r) => Some(r.clone()),
+        IdealReference::Simulate if matches!(report_parts, Parts::Dedicated(_)) => Some(report.clone()),
+        IdealReference::Simulate => {
             let mut ideal_policy = registry::build("ideal", &ParamMap::new())?;
-            let stop = Stop {
-                duration_ns: Some(simulated_ns.max(1)),
-                requests: None,
-            };
+            let stop = Stop { duration_ns: Some(simulated_ns.max(1)), requests: None };
             let outs = solo_runs(scenario, &infos, ideal_policy.as_mut(), stop)?;
-            build_report(scenario, ideal_policy.as_ref(), &Parts::Dedicated(outs))
-        };
+            Some(build_report(scenario, ideal_policy.as_ref(), &Parts::Dedicated(outs)))
+        }
+    };
+    if let Some(ideal) = ideal {
         report.attach_ideal(&ideal);
     }
     Ok(RunResult {
@@ -133,12 +130,8 @@ pub fn client_infos(scenario: &Scenario) -> Vec<ClientInfo> {
 
 /// Latency of one steady-state request of `client` with the GPU to itself.
 fn standalone_latency(scenario: &Scenario, client: &ClientSpec) -> u64 {
-    let spec = ClientSpec {
-        first_trace: None,
-        arrival: ArrivalProcess::ClosedLoop,
-        max_requests: Some(1),
-        ..client.clone()
-    };
+    let spec =
+        ClientSpec { first_trace: None, arrival: ArrivalProcess::ClosedLoop, max_requests: Some(1), ..client.clone() };
     let info = ClientInfo {
         id: 0,
         name: spec.name.clone(),
@@ -152,17 +145,10 @@ fn standalone_latency(scenario: &Scenario, client: &ClientSpec) -> u64 {
     };
     let input = SimInput {
         device: &scenario.device,
-        clients: vec![SimClient {
-            scenario_id: 0,
-            spec: &spec,
-            info: &info,
-        }],
+        clients: vec![SimClient { scenario_id: 0, spec: &spec, info: &info }],
         seed: scenario.seed,
         warmup: 0,
-        stop: Stop {
-            duration_ns: None,
-            requests: Some(1),
-        },
+        stop: Stop { duration_ns: None, requests: Some(1) },
     };
     let mut ideal = orion_policies::ideal::Ideal;
     let out = simulate(&input, &mut ideal).expect("ideal policy needs no setup");
@@ -182,11 +168,7 @@ fn run_shared(
             .iter()
             .zip(infos)
             .enumerate()
-            .map(|(i, (spec, info))| SimClient {
-                scenario_id: i,
-                spec,
-                info,
-            })
+            .map(|(i, (spec, info))| SimClient { scenario_id: i, spec, info })
             .collect(),
         seed: scenario.seed,
         warmup: scenario.warmup,
@@ -208,25 +190,15 @@ fn solo_runs(
         .iter()
         .enumerate()
         .map(|(i, spec)| {
-            let info = ClientInfo {
-                id: 0,
-                ..infos[i].clone()
-            };
+            let info = ClientInfo { id: 0, ..infos[i].clone() };
             // A request-count stop applies to the HP client; the others run for the same time.
             let stop = match (stop.requests, hp) {
-                (Some(_), Some(h)) if h != i => Stop {
-                    requests: None,
-                    ..stop
-                },
+                (Some(_), Some(h)) if h != i => Stop { requests: None, ..stop },
                 _ => stop,
             };
             let input = SimInput {
                 device: &scenario.device,
-                clients: vec![SimClient {
-                    scenario_id: i,
-                    spec,
-                    info: &info,
-                }],
+                clients: vec![SimClient { scenario_id: i, spec, info: &info }],
                 seed: scenario.seed,
                 warmup: scenario.warmup,
                 stop,
@@ -247,10 +219,7 @@ fn run_dedicated(
         && let Some(h) = scenario.hp_client()
     {
         let end = outs[h].end_ns;
-        let stop = Stop {
-            duration_ns: Some(end.max(1)),
-            requests: None,
-        };
+        let stop = Stop { duration_ns: Some(end.max(1)), requests: None };
         let others = solo_runs(scenario, infos, policy, stop)?;
         for (i, o) in others.into_iter().enumerate() {
             if i != h {
@@ -294,18 +263,7 @@ fn build_report(scenario: &Scenario, policy: &dyn Policy, parts: &Parts) -> Repo
     let mut engine = BTreeMap::new();
     engine.insert("events".to_string(), json!(events));
     engine.insert("policy_calls".to_string(), json!(policy_calls));
-    engine.insert(
-        "preempted_work_ms".to_string(),
-        json!(round6(preempted / 1e6)),
-    );
+    engine.insert("preempted_work_ms".to_string(), json!(round6(preempted / 1e6)));
     let utilization = if span > 0.0 { busy / (sm * span) } else { 0.0 };
-    Report::new(
-        scenario,
-        policy,
-        "sim",
-        clients,
-        duration_ns,
-        utilization,
-        engine,
-    )
+    Report::new(scenario, policy, "sim", clients, duration_ns, utilization, engine)
 }

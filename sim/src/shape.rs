@@ -71,32 +71,19 @@ pub fn gpu_capacity(device: &DeviceSpec) -> Res {
 pub fn shape_of(rec: &OpRecord, device: &DeviceSpec) -> Exec {
     match rec.kind {
         OpKind::Kernel => Exec::Kernel(kernel_shape(rec, device)),
-        OpKind::CopyH2D => Exec::Copy {
-            dir: 0,
-            work_ns: rec.duration_ns as f64,
-        },
-        OpKind::CopyD2H => Exec::Copy {
-            dir: 1,
-            work_ns: rec.duration_ns as f64,
-        },
+        OpKind::CopyH2D => Exec::Copy { dir: 0, work_ns: rec.duration_ns as f64 },
+        OpKind::CopyD2H => Exec::Copy { dir: 1, work_ns: rec.duration_ns as f64 },
         OpKind::CopyD2D | OpKind::Memset => {
             let dram = match (rec.dram_throughput_pct, rec.copy_bytes) {
                 (Some(p), _) => p / 100.0,
                 (None, Some(b)) if rec.duration_ns > 0 => {
                     // Bytes moved per second against peak (a D2D copy reads and writes each byte).
-                    let factor = if rec.kind == OpKind::CopyD2D {
-                        2.0
-                    } else {
-                        1.0
-                    };
+                    let factor = if rec.kind == OpKind::CopyD2D { 2.0 } else { 1.0 };
                     factor * b as f64 / rec.duration_ns as f64 / device.dram_bandwidth_gbs
                 }
                 _ => device.contention.memory_class_util[1],
             };
-            Exec::Dma {
-                work_ns: rec.duration_ns as f64,
-                dram: dram.clamp(0.0, 1.0),
-            }
+            Exec::Dma { work_ns: rec.duration_ns as f64, dram: dram.clamp(0.0, 1.0) }
         }
         OpKind::Malloc | OpKind::Free | OpKind::Sync => Exec::Instant,
     }
@@ -105,12 +92,8 @@ pub fn shape_of(rec: &OpRecord, device: &DeviceSpec) -> Exec {
 fn kernel_shape(rec: &OpRecord, device: &DeviceSpec) -> KernelShape {
     let sm = &device.sm;
     let s = device.sm_count as u64;
-    let cap_per_sm: Res = [
-        sm.max_threads as u64,
-        sm.registers as u64,
-        sm.shared_mem_bytes as u64,
-        sm.max_blocks as u64,
-    ];
+    let cap_per_sm: Res =
+        [sm.max_threads as u64, sm.registers as u64, sm.shared_mem_bytes as u64, sm.max_blocks as u64];
     let threads = rec.threads_per_block();
     // Blocks per SM: the record's, else the occupancy calculation from the launch shape, else
     // Orion's abstraction (one block per SM, `sm_needed` blocks).
@@ -118,21 +101,13 @@ fn kernel_shape(rec: &OpRecord, device: &DeviceSpec) -> KernelShape {
         .blocks_per_sm
         .or_else(|| {
             threads.map(|t| {
-                occupancy(
-                    sm,
-                    t as u32,
-                    rec.registers_per_thread.unwrap_or(32),
-                    rec.shared_mem_per_block.unwrap_or(0),
-                )
-                .blocks_per_sm
+                occupancy(sm, t as u32, rec.registers_per_thread.unwrap_or(32), rec.shared_mem_per_block.unwrap_or(0))
+                    .blocks_per_sm
             })
         })
         .unwrap_or(1)
         .max(1);
-    let blocks = rec
-        .blocks()
-        .unwrap_or(rec.sm_needed.max(1) as u64 * blocks_per_sm as u64)
-        .max(1);
+    let blocks = rec.blocks().unwrap_or(rec.sm_needed.max(1) as u64 * blocks_per_sm as u64).max(1);
     // Per-block resources: what the launch shape allocates, each raised to at least the SM's
     // capacity divided by blocks_per_sm for the resources that bind (so the kernel alone packs
     // exactly blocks_per_sm per SM). Without a launch shape every resource binds.
@@ -140,8 +115,7 @@ fn kernel_shape(rec: &OpRecord, device: &DeviceSpec) -> KernelShape {
         Some(t) => {
             let warps = t.div_ceil(32);
             let unit = sm.register_alloc_unit.max(1) as u64;
-            let regs_per_warp =
-                (rec.registers_per_thread.unwrap_or(32) as u64 * 32).div_ceil(unit) * unit;
+            let regs_per_warp = (rec.registers_per_thread.unwrap_or(32) as u64 * 32).div_ceil(unit) * unit;
             let smem = match rec.shared_mem_per_block.unwrap_or(0) as u64 {
                 0 => 0,
                 b => {
@@ -174,10 +148,7 @@ fn kernel_shape(rec: &OpRecord, device: &DeviceSpec) -> KernelShape {
             };
             // Class defaults describe the SMs a kernel occupies; scale to the device average.
             let sm_fill = (rec.sm_needed as f64 / s as f64).min(1.0);
-            (
-                u.map_or(d[0] * sm_fill, |v| v / 100.0),
-                m.map_or(d[1] * sm_fill, |v| v / 100.0),
-            )
+            (u.map_or(d[0] * sm_fill, |v| v / 100.0), m.map_or(d[1] * sm_fill, |v| v / 100.0))
         }
     };
     KernelShape {
@@ -201,38 +172,23 @@ mod tests {
     }
 
     fn fits(cap: Res, need: Res) -> u64 {
-        (0..RESOURCES)
-            .filter(|&i| need[i] > 0)
-            .map(|i| cap[i] / need[i])
-            .min()
-            .unwrap()
+        (0..RESOURCES).filter(|&i| need[i] > 0).map(|i| cap[i] / need[i]).min().unwrap()
     }
 
     #[test]
     fn kernel_alone_packs_exactly_blocks_per_sm() {
         let d = h100();
-        for (threads, regs, smem) in [
-            (256, 128, 0),
-            (1024, 16, 0),
-            (128, 32, 100 * 1024),
-            (96, 40, 5000),
-            (32, 16, 0),
-        ] {
+        for (threads, regs, smem) in [(256, 128, 0), (1024, 16, 0), (128, 32, 100 * 1024), (96, 40, 5000), (32, 16, 0)]
+        {
             let mut r = OpRecord::kernel("k", 10_000, 1, KernelClass::Compute);
             r.grid = Some(Dim3::linear(100_000));
             r.block = Some(Dim3::linear(threads));
             r.registers_per_thread = Some(regs);
             r.shared_mem_per_block = Some(smem);
-            let Exec::Kernel(k) = shape_of(&r, &d) else {
-                panic!()
-            };
+            let Exec::Kernel(k) = shape_of(&r, &d) else { panic!() };
             let occ = occupancy(&d.sm, threads, regs, smem).blocks_per_sm as u64;
             assert_eq!(k.blocks_per_sm as u64, occ);
-            assert_eq!(
-                fits(gpu_capacity(&d), k.per_block),
-                occ * d.sm_count as u64,
-                "{threads} {regs} {smem}"
-            );
+            assert_eq!(fits(gpu_capacity(&d), k.per_block), occ * d.sm_count as u64, "{threads} {regs} {smem}");
         }
     }
 
@@ -240,9 +196,7 @@ mod tests {
     fn orion_csv_kernel_occupies_whole_sms() {
         let d = h100();
         let r = OpRecord::kernel("k", 10_000, 40, KernelClass::Memory);
-        let Exec::Kernel(k) = shape_of(&r, &d) else {
-            panic!()
-        };
+        let Exec::Kernel(k) = shape_of(&r, &d) else { panic!() };
         assert_eq!(k.blocks, 40);
         assert_eq!(fits(gpu_capacity(&d), k.per_block), d.sm_count as u64);
         assert!((k.block_time_ns - 10_000.0).abs() < 1e-9);
@@ -254,9 +208,7 @@ mod tests {
     fn multi_wave_kernel_splits_duration_per_wave() {
         let d = h100();
         let r = OpRecord::kernel("k", 30_000, 396, KernelClass::Compute);
-        let Exec::Kernel(k) = shape_of(&r, &d) else {
-            panic!()
-        };
+        let Exec::Kernel(k) = shape_of(&r, &d) else { panic!() };
         assert_eq!(k.blocks, 396);
         assert!((k.block_time_ns - 10_000.0).abs() < 1e-9);
         assert_eq!(k.resident_alone, 132);

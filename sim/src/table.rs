@@ -17,17 +17,10 @@ pub fn render(result: &RunResult) -> String {
         "{} | scenario {} | policy {} | device {} ({}) | seed {}",
         r.tool, r.scenario, r.policy.name, r.device.name, r.device.source, r.seed
     );
-    let traces: Vec<String> = r
-        .clients
-        .iter()
-        .map(|c| format!("{} ({})", c.trace.name, c.trace.source))
-        .collect();
+    let traces: Vec<String> = r.clients.iter().map(|c| format!("{} ({})", c.trace.name, c.trace.source)).collect();
     let _ = writeln!(s, "traces: {}", traces.join(", "));
     if r.clients.iter().any(|c| c.trace.source == "analytic") {
-        let _ = writeln!(
-            s,
-            "note: analytic traces are estimates from layer shapes, not measurements"
-        );
+        let _ = writeln!(s, "note: analytic traces are estimates from layer shapes, not measurements");
     }
     let _ = writeln!(s);
     s.push_str(&client_table(r));
@@ -39,21 +32,11 @@ pub fn render(result: &RunResult) -> String {
         r.gpu.sm_utilization * 100.0
     );
     if !r.policy.params.is_empty() {
-        let p: Vec<String> = r
-            .policy
-            .params
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let p: Vec<String> = r.policy.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(s, "policy parameters: {}", p.join(", "));
     }
     if !r.policy.counters.is_empty() {
-        let p: Vec<String> = r
-            .policy
-            .counters
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let p: Vec<String> = r.policy.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = writeln!(s, "policy counters: {}", p.join(", "));
     }
     let wall = result.policy_wall.as_secs_f64();
@@ -62,17 +45,9 @@ pub fn render(result: &RunResult) -> String {
         "simulated {:.2} s in {:.3} s wall ({:.0}x real time), {} events ({:.2} M events/s); whole run incl. ideal reference {:.3} s",
         result.simulated_s,
         wall,
-        if wall > 0.0 {
-            result.simulated_s / wall
-        } else {
-            0.0
-        },
+        if wall > 0.0 { result.simulated_s / wall } else { 0.0 },
         result.events,
-        if wall > 0.0 {
-            result.events as f64 / wall / 1e6
-        } else {
-            0.0
-        },
+        if wall > 0.0 { result.events as f64 / wall / 1e6 } else { 0.0 },
         result.wall.as_secs_f64(),
     );
     s
@@ -113,8 +88,7 @@ pub fn client_table(r: &Report) -> String {
             opt(l.map(|l| l.max), 2),
             opt(c.mean_iteration_ms, 2),
             opt(c.ideal.map(|i| i.throughput_per_s), 2),
-            c.overhead_vs_ideal
-                .map_or_else(|| "-".to_string(), |o| format!("{:+.1}%", o.p95 * 100.0)),
+            c.overhead_vs_ideal.map_or_else(|| "-".to_string(), |o| format!("{:+.1}%", o.p95 * 100.0)),
         );
     }
     s

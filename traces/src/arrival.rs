@@ -268,3 +268,57 @@ mod tests {
         );
     }
 }
+
+/// A bursty sequence of `n` inter-arrival times (seconds) with mean rate `mean_rate`: a
+/// two-state Markov-modulated Poisson process that alternates between a calm state (mean dwell
+/// 2 s) and a burst state (mean dwell 0.5 s) arriving 5x faster. Seeded, so the same seed gives
+/// the same trace.
+pub fn bursty_inter_arrivals(seed: u64, mean_rate: f64, n: usize) -> Vec<f64> {
+    const CALM_DWELL_S: f64 = 2.0;
+    const BURST_DWELL_S: f64 = 0.5;
+    const BURST_FACTOR: f64 = 5.0;
+    // Time-weighted mean rate = calm * (CALM_DWELL + BURST_FACTOR * BURST_DWELL) / (sum of dwells).
+    let calm = mean_rate * (CALM_DWELL_S + BURST_DWELL_S) / (CALM_DWELL_S + BURST_FACTOR * BURST_DWELL_S);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(u64::MAX);
+    let exp = |rate: f64, rng: &mut ChaCha8Rng| Exp::new(rate).expect("positive rate").sample(rng);
+    let mut out = Vec::with_capacity(n);
+    let mut burst = false;
+    let mut state_left = exp(1.0 / CALM_DWELL_S, &mut rng);
+    let mut since_last = 0.0;
+    while out.len() < n {
+        let rate = if burst { calm * BURST_FACTOR } else { calm };
+        let gap = exp(rate, &mut rng);
+        if gap <= state_left {
+            state_left -= gap;
+            out.push(since_last + gap);
+            since_last = 0.0;
+        } else {
+            // The state changes before the next arrival; memorylessness lets us redraw.
+            since_last += state_left;
+            burst = !burst;
+            state_left = exp(1.0 / if burst { BURST_DWELL_S } else { CALM_DWELL_S }, &mut rng);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod bursty_tests {
+    use super::*;
+
+    #[test]
+    fn bursty_trace_has_the_mean_rate_and_is_burstier_than_poisson() {
+        let gaps = bursty_inter_arrivals(3, 15.0, 20_000);
+        let total: f64 = gaps.iter().sum();
+        let rate = gaps.len() as f64 / total;
+        assert!((rate - 15.0).abs() / 15.0 < 0.1, "rate {rate}");
+        // Coefficient of variation of inter-arrival times: 1 for Poisson, above 1 when bursty.
+        let mean = total / gaps.len() as f64;
+        let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+        let cv = var.sqrt() / mean;
+        assert!(cv > 1.2, "cv {cv}");
+        assert_eq!(gaps, bursty_inter_arrivals(3, 15.0, 20_000));
+        assert_ne!(gaps[..10], bursty_inter_arrivals(4, 15.0, 10)[..]);
+    }
+}

@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use orion_policies::{
-    Action, Backend, ClientInfo, ClientState, DeviceInfo, ParamMap, Policy, PolicySetup,
-    ProfileRef, RequestDone, SchedState, registry,
+    Action, Backend, ClientInfo, ClientState, DeviceInfo, ParamMap, Policy, PolicySetup, ProfileRef, RequestDone,
+    SchedState, registry,
 };
 use orion_traces::{KernelClass, OpKind, OpRecord, Role, WorkKind};
 use std::sync::Arc;
@@ -73,15 +73,9 @@ impl Harness {
         clients: Vec<Client>,
         backend: Backend,
     ) -> Result<Self, orion_policies::PolicyError> {
-        let map: ParamMap = params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
+        let map: ParamMap = params.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
         let mut policy = registry::build(policy, &map)?;
-        let device = DeviceInfo {
-            name: "test".into(),
-            sm_count: 100,
-        };
+        let device = DeviceInfo { name: "test".into(), sm_count: 100 };
         let infos: Vec<ClientInfo> = clients
             .iter()
             .enumerate()
@@ -97,11 +91,7 @@ impl Harness {
                 update_start: c.update_start,
             })
             .collect();
-        policy.setup(&PolicySetup {
-            clients: &infos,
-            device: &device,
-            backend,
-        })?;
+        policy.setup(&PolicySetup { clients: &infos, device: &device, backend })?;
         let states = clients
             .into_iter()
             .zip(&infos)
@@ -127,15 +117,7 @@ impl Harness {
     pub fn issue(&mut self, c: usize, n: usize) {
         for _ in 0..n {
             let i = self.next_index[c];
-            self.state.issue(
-                c,
-                i,
-                ProfileRef {
-                    table: 0,
-                    row: i as u32,
-                },
-                self.now,
-            );
+            self.state.issue(c, i, ProfileRef { table: 0, row: i as u32 }, self.now);
             self.next_index[c] += 1;
         }
     }
@@ -171,14 +153,7 @@ impl Harness {
         for a in actions {
             match a {
                 Action::Submit { client, seq } => {
-                    let op = self
-                        .state
-                        .client(client)
-                        .in_flight()
-                        .iter()
-                        .find(|f| f.op.seq == seq)
-                        .unwrap()
-                        .op;
+                    let op = self.state.client(client).in_flight().iter().find(|f| f.op.seq == seq).unwrap().op;
                     out.push((client, op.index));
                 }
                 Action::Preempt { client } => {

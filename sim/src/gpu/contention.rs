@@ -51,8 +51,7 @@ pub fn slowdowns(
     out_kernels.clear();
     out_dma.clear();
     let theta = params.latency_floor;
-    let p_m: f64 =
-        loads.iter().map(|l| l.dram_util * l.alpha).sum::<f64>() + dma.iter().sum::<f64>();
+    let p_m: f64 = loads.iter().map(|l| l.dram_util * l.alpha).sum::<f64>() + dma.iter().sum::<f64>();
     let o_m = (p_m / params.dram_efficiency).max(1.0);
     for (k, lk) in loads.iter().enumerate() {
         if lk.cov <= 0.0 {
@@ -102,13 +101,7 @@ mod tests {
     }
 
     fn full(u: f64, m: f64) -> Load {
-        Load {
-            sm_util: u,
-            dram_util: m,
-            alpha: 1.0,
-            cov: 100.0,
-            cov_alone: 100.0,
-        }
+        Load { sm_util: u, dram_util: m, alpha: 1.0, cov: 100.0, cov_alone: 100.0 }
     }
 
     fn run(p: &ContentionParams, loads: &[Load]) -> Vec<f64> {
@@ -125,10 +118,7 @@ mod tests {
     #[test]
     fn two_compute_bound_on_same_sms_share_issue() {
         let s = run(&params(0.2), &[full(0.9, 0.1), full(0.9, 0.1)]);
-        assert!(
-            (s[0] - 1.8).abs() < 1e-9 && (s[1] - 1.8).abs() < 1e-9,
-            "{s:?}"
-        );
+        assert!((s[0] - 1.8).abs() < 1e-9 && (s[1] - 1.8).abs() < 1e-9, "{s:?}");
     }
 
     #[test]
@@ -145,26 +135,14 @@ mod tests {
 
     #[test]
     fn small_kernels_on_disjoint_sms_do_not_contend_for_issue() {
-        let small = Load {
-            sm_util: 0.27,
-            dram_util: 0.0,
-            alpha: 1.0,
-            cov: 30.0,
-            cov_alone: 30.0,
-        };
+        let small = Load { sm_util: 0.27, dram_util: 0.0, alpha: 1.0, cov: 30.0, cov_alone: 30.0 };
         assert_eq!(run(&params(0.2), &[small, small]), vec![1.0, 1.0]);
     }
 
     #[test]
     fn small_kernel_inside_a_saturating_one_is_slowed() {
         // 30 SMs at 90% locally, sharing with a kernel that saturates every SM.
-        let small = Load {
-            sm_util: 0.27,
-            dram_util: 0.0,
-            alpha: 1.0,
-            cov: 30.0,
-            cov_alone: 30.0,
-        };
+        let small = Load { sm_util: 0.27, dram_util: 0.0, alpha: 1.0, cov: 30.0, cov_alone: 30.0 };
         let s = run(&params(0.2), &[small, full(0.9, 0.0)]);
         assert!((s[0] - 1.8).abs() < 1e-9, "{s:?}");
         // The big kernel only shares 30 of its 100 SMs: it sees 0.9 + 0.9*30/100 = 1.17.

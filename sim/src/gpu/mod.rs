@@ -116,11 +116,7 @@ pub struct GpuModel {
 
 /// How many blocks needing `need` fit in `free`.
 fn fits(free: &Res, need: &Res) -> u64 {
-    free.iter()
-        .zip(need)
-        .filter_map(|(f, n)| f.checked_div(*n))
-        .min()
-        .unwrap_or(u64::MAX)
+    free.iter().zip(need).filter_map(|(f, n)| f.checked_div(*n)).min().unwrap_or(u64::MAX)
 }
 
 /// `free += blocks * per_block` (blocks returning their resources).
@@ -150,12 +146,7 @@ impl GpuModel {
             kernel_gap: device.kernel_gap_ns,
             streams: priorities
                 .iter()
-                .map(|&p| Stream {
-                    priority: p,
-                    queue: VecDeque::new(),
-                    head_running: false,
-                    ready_at: 0,
-                })
+                .map(|&p| Stream { priority: p, queue: VecDeque::new(), head_running: false, ready_at: 0 })
                 .collect(),
             kernels: Vec::new(),
             transfers: [Vec::new(), Vec::new(), Vec::new()],
@@ -187,11 +178,7 @@ impl GpuModel {
     /// Appends an op to `stream`; it becomes visible to the GPU at `visible_at`.
     pub fn submit(&mut self, stream: usize, seq: u64, exec: Exec, visible_at: u64) {
         let s = &mut self.streams[stream];
-        s.queue.push_back(StreamOp {
-            seq,
-            exec,
-            visible_at,
-        });
+        s.queue.push_back(StreamOp { seq, exec, visible_at });
         if !s.head_running && s.queue.len() == 1 {
             let start = visible_at.max(s.ready_at).max(self.now);
             self.next_time = self.next_time.min(start);
@@ -203,11 +190,7 @@ impl GpuModel {
     /// [`GpuStats::preempted_work_ns`].
     pub fn preempt(&mut self, stream: usize, now: u64) -> Vec<u64> {
         self.account(now);
-        let removed: Vec<u64> = self.streams[stream]
-            .queue
-            .drain(..)
-            .map(|o| o.seq)
-            .collect();
+        let removed: Vec<u64> = self.streams[stream].queue.drain(..).map(|o| o.seq).collect();
         if self.streams[stream].head_running {
             self.streams[stream].head_running = false;
             self.streams[stream].ready_at = now;
@@ -236,11 +219,7 @@ impl GpuModel {
             return;
         }
         let dt = (now - self.now) as f64;
-        let covered: u64 = self
-            .kernels
-            .iter()
-            .map(|k| k.resident.min(self.sm_count))
-            .sum();
+        let covered: u64 = self.kernels.iter().map(|k| k.resident.min(self.sm_count)).sum();
         self.stats.busy_sm_ns += covered.min(self.sm_count) as f64 * dt;
         for k in &mut self.kernels {
             for c in &mut k.cohorts {
@@ -347,11 +326,7 @@ impl GpuModel {
                     sigma: 1.0,
                 };
                 // Keep kernels in dispatch precedence: priority first, then launch order.
-                let pos = self
-                    .kernels
-                    .iter()
-                    .position(|o| o.priority < priority)
-                    .unwrap_or(self.kernels.len());
+                let pos = self.kernels.iter().position(|o| o.priority < priority).unwrap_or(self.kernels.len());
                 self.kernels.insert(pos, k);
             }
             Exec::Copy { dir, work_ns } => self.transfers[1 + dir].push(Transfer {
@@ -410,20 +385,11 @@ impl GpuModel {
             if n_fit == 0 {
                 continue;
             }
-            let waves = if n_fit < k.undispatched && !split && !ahead_waiting {
-                k.undispatched / n_fit
-            } else {
-                1
-            };
+            let waves = if n_fit < k.undispatched && !split && !ahead_waiting { k.undispatched / n_fit } else { 1 };
             acquire(&mut self.free, &k.shape.per_block, n_fit);
             k.undispatched -= n_fit * waves;
             k.resident += n_fit;
-            k.cohorts.push(Cohort {
-                blocks: n_fit,
-                waves,
-                progress: 0.0,
-                finish_at: NEVER,
-            });
+            k.cohorts.push(Cohort { blocks: n_fit, waves, progress: 0.0, finish_at: NEVER });
         }
         self.update_rates(now);
     }
@@ -442,8 +408,7 @@ impl GpuModel {
             });
         }
         self.scratch_dma.clear();
-        self.scratch_dma
-            .extend(self.transfers[0].iter().map(|d| d.dram));
+        self.scratch_dma.extend(self.transfers[0].iter().map(|d| d.dram));
         slowdowns(
             &self.params,
             s,
@@ -459,8 +424,7 @@ impl GpuModel {
             k.sigma = sigma;
             for c in &mut k.cohorts {
                 if changed || c.finish_at == NEVER {
-                    c.finish_at =
-                        now + ((c.waves as f64 - c.progress) / rate).ceil().max(0.0) as u64;
+                    c.finish_at = now + ((c.waves as f64 - c.progress) / rate).ceil().max(0.0) as u64;
                 }
             }
         }
@@ -512,19 +476,12 @@ impl GpuModel {
 
     /// Resident blocks per stream now (for tests).
     pub fn resident_blocks(&self, stream: usize) -> u64 {
-        self.kernels
-            .iter()
-            .filter(|k| k.stream == stream)
-            .map(|k| k.resident)
-            .sum()
+        self.kernels.iter().filter(|k| k.stream == stream).map(|k| k.resident).sum()
     }
 
     /// Current slowdown of the kernel running on `stream`, if any (for tests).
     pub fn slowdown(&self, stream: usize) -> Option<f64> {
-        self.kernels
-            .iter()
-            .find(|k| k.stream == stream)
-            .map(|k| k.sigma)
+        self.kernels.iter().find(|k| k.stream == stream).map(|k| k.sigma)
     }
 }
 

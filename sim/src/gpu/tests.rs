@@ -44,11 +44,7 @@ fn run(gpu: &mut GpuModel, device: &DeviceSpec, ops: &[(usize, OpRecord, u64)]) 
             finish[seq as usize] = t;
         }
     }
-    assert_eq!(
-        gpu.free_resources(),
-        gpu.capacity(),
-        "all resources returned"
-    );
+    assert_eq!(gpu.free_resources(), gpu.capacity(), "all resources returned");
     finish
 }
 
@@ -57,10 +53,7 @@ fn alone_a_kernel_takes_its_standalone_duration() {
     let d = h100();
     let mut gpu = GpuModel::new(&d, &[0]);
     // 3 waves of 132 whole-SM blocks, 30 us: done at 30 us.
-    assert_eq!(
-        run(&mut gpu, &d, &[(0, whole_sm_kernel(396, 30), 0)]),
-        vec![30 * US]
-    );
+    assert_eq!(run(&mut gpu, &d, &[(0, whole_sm_kernel(396, 30), 0)]), vec![30 * US]);
 }
 
 #[test]
@@ -68,14 +61,7 @@ fn ops_of_one_stream_run_in_order_with_the_kernel_gap() {
     let d = h100();
     let mut gpu = GpuModel::new(&d, &[0]);
     // Two 10-SM kernels on one stream: the second starts 1 us after the first ends.
-    let f = run(
-        &mut gpu,
-        &d,
-        &[
-            (0, whole_sm_kernel(10, 10), 0),
-            (0, whole_sm_kernel(10, 10), 0),
-        ],
-    );
+    let f = run(&mut gpu, &d, &[(0, whole_sm_kernel(10, 10), 0), (0, whole_sm_kernel(10, 10), 0)]);
     assert_eq!(f, vec![10 * US, 21 * US]);
 }
 
@@ -84,14 +70,7 @@ fn small_kernels_on_different_streams_run_side_by_side() {
     let d = h100();
     let mut gpu = GpuModel::new(&d, &[0, 0]);
     // 60 + 60 SMs fit in 132: both run at once, on disjoint SMs, without contention.
-    let f = run(
-        &mut gpu,
-        &d,
-        &[
-            (0, whole_sm_kernel(60, 10), 0),
-            (1, whole_sm_kernel(60, 10), 0),
-        ],
-    );
+    let f = run(&mut gpu, &d, &[(0, whole_sm_kernel(60, 10), 0), (1, whole_sm_kernel(60, 10), 0)]);
     assert_eq!(f, vec![10 * US, 10 * US]);
 }
 
@@ -100,14 +79,7 @@ fn full_gpu_kernels_of_equal_priority_run_in_launch_order() {
     let d = h100();
     let mut gpu = GpuModel::new(&d, &[0, 0]);
     // Each needs all 132 SMs for 10 us: the second gets the SMs only when the first's blocks end.
-    let f = run(
-        &mut gpu,
-        &d,
-        &[
-            (0, whole_sm_kernel(132, 10), 0),
-            (1, whole_sm_kernel(132, 10), 1),
-        ],
-    );
+    let f = run(&mut gpu, &d, &[(0, whole_sm_kernel(132, 10), 0), (1, whole_sm_kernel(132, 10), 1)]);
     assert_eq!(f, vec![10 * US, 20 * US]);
 }
 
@@ -116,14 +88,7 @@ fn partial_occupancy_leaves_room_for_leftover_blocks() {
     let d = h100();
     let mut gpu = GpuModel::new(&d, &[0, 0]);
     // A holds 100 SMs for 10 us; B wants 64: 32 fit now (t=0..10), the other 32 at t=10..20.
-    let f = run(
-        &mut gpu,
-        &d,
-        &[
-            (0, whole_sm_kernel(100, 10), 0),
-            (1, whole_sm_kernel(64, 10), 0),
-        ],
-    );
+    let f = run(&mut gpu, &d, &[(0, whole_sm_kernel(100, 10), 0), (1, whole_sm_kernel(64, 10), 0)]);
     assert_eq!(f, vec![10 * US, 20 * US]);
 }
 
@@ -131,10 +96,7 @@ fn partial_occupancy_leaves_room_for_leftover_blocks() {
 fn hp_kernel_behind_multi_wave_be_kernel_overtakes_its_remaining_blocks_with_priority() {
     let d = h100();
     // BE: 3 waves of 132 whole-SM blocks (10 us each). HP: 10 blocks, 5 us, visible at 3 us.
-    let ops = [
-        (0, whole_sm_kernel(396, 30), 0),
-        (1, whole_sm_kernel(10, 5), 3 * US),
-    ];
+    let ops = [(0, whole_sm_kernel(396, 30), 0), (1, whole_sm_kernel(10, 5), 3 * US)];
     // priority-streams (HP stream priority 1): the HP waits for the first BE wave to end (10 us:
     // running blocks are never evicted), then takes 10 SMs ahead of the BE's remaining blocks
     // and finishes at 15 us. The BE's 264 remaining blocks get 122 SMs at 10 us (10..20), 10 at
@@ -153,19 +115,10 @@ fn two_compute_bound_kernels_sharing_sms_slow_each_other() {
     // Alone: 100 us. Together on the same SMs at 90% issue utilisation each: the SMs are
     // oversubscribed 1.8x and both take 180 us.
     let mut gpu = GpuModel::new(&d, &[0]);
-    assert_eq!(
-        run(&mut gpu, &d, &[(0, small_block_kernel(100, 90.0, 10.0), 0)]),
-        vec![100 * US]
-    );
+    assert_eq!(run(&mut gpu, &d, &[(0, small_block_kernel(100, 90.0, 10.0), 0)]), vec![100 * US]);
     let mut gpu = GpuModel::new(&d, &[0, 0]);
-    let f = run(
-        &mut gpu,
-        &d,
-        &[
-            (0, small_block_kernel(100, 90.0, 10.0), 0),
-            (1, small_block_kernel(100, 90.0, 10.0), 0),
-        ],
-    );
+    let f =
+        run(&mut gpu, &d, &[(0, small_block_kernel(100, 90.0, 10.0), 0), (1, small_block_kernel(100, 90.0, 10.0), 0)]);
     assert_eq!(f, vec![180 * US, 180 * US]);
 }
 
@@ -177,14 +130,8 @@ fn compute_and_memory_bound_kernels_interfere_much_less() {
     // 0.1 + 0.85 = 0.95 against 0.9 deliverable slows the memory kernel 1.0556x, so it ends at
     // 105.556 us. By then the compute kernel has done 105.556 / 1.1 = 95.96 us of its work and
     // finishes the remaining 4.04 us alone, at 109.597 us.
-    let f = run(
-        &mut gpu,
-        &d,
-        &[
-            (0, small_block_kernel(100, 90.0, 10.0), 0),
-            (1, small_block_kernel(100, 20.0, 85.0), 0),
-        ],
-    );
+    let f =
+        run(&mut gpu, &d, &[(0, small_block_kernel(100, 90.0, 10.0), 0), (1, small_block_kernel(100, 20.0, 85.0), 0)]);
     assert_eq!(f, vec![109_597, 105_556]);
 }
 
@@ -192,20 +139,11 @@ fn compute_and_memory_bound_kernels_interfere_much_less() {
 fn two_memory_bound_kernels_each_needing_70_percent_of_dram_run_slower_together() {
     let d = h100();
     let mut gpu = GpuModel::new(&d, &[0]);
-    assert_eq!(
-        run(&mut gpu, &d, &[(0, small_block_kernel(100, 20.0, 70.0), 0)]),
-        vec![100 * US]
-    );
+    assert_eq!(run(&mut gpu, &d, &[(0, small_block_kernel(100, 20.0, 70.0), 0)]), vec![100 * US]);
     // Demand 1.4 of peak against 0.9 deliverable: 1.5556x slower each.
     let mut gpu = GpuModel::new(&d, &[0, 0]);
-    let f = run(
-        &mut gpu,
-        &d,
-        &[
-            (0, small_block_kernel(100, 20.0, 70.0), 0),
-            (1, small_block_kernel(100, 20.0, 70.0), 0),
-        ],
-    );
+    let f =
+        run(&mut gpu, &d, &[(0, small_block_kernel(100, 20.0, 70.0), 0), (1, small_block_kernel(100, 20.0, 70.0), 0)]);
     assert_eq!(f, vec![155_556, 155_556]);
 }
 
@@ -215,14 +153,7 @@ fn contention_ends_when_the_other_kernel_ends() {
     let mut gpu = GpuModel::new(&d, &[0, 0]);
     // A: 100 us, B: 50 us, both at 90% issue. Together 1.8x: B ends at 90 us having done its
     // 50 us of work; A has done 50 of its 100 us by then and finishes alone at 140 us.
-    let f = run(
-        &mut gpu,
-        &d,
-        &[
-            (0, small_block_kernel(100, 90.0, 0.0), 0),
-            (1, small_block_kernel(50, 90.0, 0.0), 0),
-        ],
-    );
+    let f = run(&mut gpu, &d, &[(0, small_block_kernel(100, 90.0, 0.0), 0), (1, small_block_kernel(50, 90.0, 0.0), 0)]);
     assert_eq!(f, vec![140 * US, 90 * US]);
 }
 
@@ -237,36 +168,15 @@ fn copies_share_the_engine_of_their_direction_only() {
     let d = h100();
     // Two H2D copies of 100 us share one engine: both end at 200 us.
     let mut gpu = GpuModel::new(&d, &[0, 0]);
-    let f = run(
-        &mut gpu,
-        &d,
-        &[
-            (0, copy(OpKind::CopyH2D, 100), 0),
-            (1, copy(OpKind::CopyH2D, 100), 0),
-        ],
-    );
+    let f = run(&mut gpu, &d, &[(0, copy(OpKind::CopyH2D, 100), 0), (1, copy(OpKind::CopyH2D, 100), 0)]);
     assert_eq!(f, vec![200 * US, 200 * US]);
     // H2D and D2H use different engines: both end at 100 us.
     let mut gpu = GpuModel::new(&d, &[0, 0]);
-    let f = run(
-        &mut gpu,
-        &d,
-        &[
-            (0, copy(OpKind::CopyH2D, 100), 0),
-            (1, copy(OpKind::CopyD2H, 100), 0),
-        ],
-    );
+    let f = run(&mut gpu, &d, &[(0, copy(OpKind::CopyH2D, 100), 0), (1, copy(OpKind::CopyD2H, 100), 0)]);
     assert_eq!(f, vec![100 * US, 100 * US]);
     // A copy does not take SMs from a kernel.
     let mut gpu = GpuModel::new(&d, &[0, 0]);
-    let f = run(
-        &mut gpu,
-        &d,
-        &[
-            (0, copy(OpKind::CopyH2D, 100), 0),
-            (1, whole_sm_kernel(132, 50), 0),
-        ],
-    );
+    let f = run(&mut gpu, &d, &[(0, copy(OpKind::CopyH2D, 100), 0), (1, whole_sm_kernel(132, 50), 0)]);
     assert_eq!(f, vec![100 * US, 50 * US]);
 }
 
@@ -290,9 +200,6 @@ fn many_wave_kernel_alone_costs_few_events() {
     let d = h100();
     let mut gpu = GpuModel::new(&d, &[0]);
     // 100 waves: dispatched as one multi-wave cohort (start + one completion).
-    assert_eq!(
-        run(&mut gpu, &d, &[(0, whole_sm_kernel(13_200, 1000), 0)]),
-        vec![1000 * US]
-    );
+    assert_eq!(run(&mut gpu, &d, &[(0, whole_sm_kernel(13_200, 1000), 0)]), vec![1000 * US]);
     assert!(gpu.stats().events <= 3, "events {}", gpu.stats().events);
 }
