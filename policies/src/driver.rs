@@ -53,8 +53,8 @@ pub enum Command {
         /// Its profile (table 0: the steady-state trace, 1: the first-request trace).
         profile: ProfileRef,
     },
-    /// Kill everything of the client on the GPU; the driver has already returned those ops to
-    /// the host queue.
+    /// Kill everything of the client on the GPU; the scheduler state has already returned those
+    /// ops to the host queue.
     Preempt {
         /// The client.
         client: usize,
@@ -308,7 +308,6 @@ impl<'p> Driver<'p> {
                         out.push(Command::Submit { client, seq, profile: op.profile });
                     }
                     Action::Preempt { client } => {
-                        self.state.requeue_in_flight(client);
                         out.push(Command::Preempt { client });
                         self.dirty = true;
                     }

@@ -117,8 +117,14 @@ impl Reef {
         }
     }
 
+    /// Rounds counted by `now`: those carried over plus the rounds of the current stretch that
+    /// have begun (a stretch may start one round after a drain, in the future).
     fn rounds_now(&self, now: u64) -> u64 {
-        self.carried_rounds + self.stretch_start.map_or(0, |s| (now - s) / self.round_ns + 1)
+        let current = match self.stretch_start {
+            Some(s) if now >= s => (now - s) / self.round_ns + 1,
+            _ => 0,
+        };
+        self.carried_rounds + current
     }
 }
 

@@ -29,8 +29,8 @@ pub enum Action {
         /// The op's sequence number.
         seq: u64,
     },
-    /// Kill the client's running and queued GPU work and return it to the host queue
-    /// (reset-based preemption; simulator only).
+    /// Kill the client's running and queued GPU work, which the state has already returned to
+    /// the host queue (reset-based preemption; simulator only).
     Preempt {
         /// The client.
         client: ClientId,
@@ -260,8 +260,10 @@ impl<'a> SchedContext<'a> {
         n
     }
 
-    /// Asks the backend to kill client `c`'s GPU work and requeue it (reset-based preemption).
+    /// Kills client `c`'s GPU work (reset-based preemption): its in-flight ops return to the
+    /// front of its host queue at once, and the backend is told to kill them.
     pub fn preempt(&mut self, c: ClientId) {
+        self.state.requeue_in_flight(c);
         self.actions.push(Action::Preempt { client: c });
     }
 

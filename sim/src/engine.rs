@@ -7,7 +7,7 @@
 //! host events, then the policy runs once if anything changed and its submissions go to the GPU
 //! after the device's launch latency.
 
-use crate::gpu::{Done, GpuModel, GpuStats, NEVER};
+use crate::gpu::{Done, GpuModel, GpuStats, NEVER, OpSpan};
 use crate::shape::{Exec, shape_of};
 use orion_policies::report::ClientRecorder;
 use orion_policies::{
@@ -39,6 +39,8 @@ pub struct SimInput<'a> {
     pub warmup: u32,
     /// When to stop.
     pub stop: Stop,
+    /// Record when every op ran ([`SimOutcome::ops`]).
+    pub record_ops: bool,
 }
 
 /// What a simulation produced.
@@ -54,6 +56,8 @@ pub struct SimOutcome {
     pub host_events: u64,
     /// Policy invocations.
     pub policy_calls: u64,
+    /// When each op ran, in completion order (only with [`SimInput::record_ops`]).
+    pub ops: Vec<OpSpan>,
 }
 
 impl SimOutcome {
@@ -93,6 +97,9 @@ pub fn simulate(input: &SimInput<'_>, policy: &mut dyn Policy) -> Result<SimOutc
         .collect();
     let priorities: Vec<u8> = driver.stream_priorities().iter().map(|&p| stream_priority(p)).collect();
     let mut gpu = GpuModel::new(input.device, &priorities);
+    if input.record_ops {
+        gpu.record_ops();
+    }
     let launch_latency = input.device.launch_latency_ns;
     let end = driver.end();
     let mut done: Vec<Done> = Vec::new();
@@ -139,5 +146,6 @@ pub fn simulate(input: &SimInput<'_>, policy: &mut dyn Policy) -> Result<SimOutc
         gpu: gpu.stats(),
         host_events: out.host_events,
         policy_calls: out.policy_calls,
+        ops: gpu.take_log(),
     })
 }

@@ -149,6 +149,7 @@ fn standalone_latency(scenario: &Scenario, client: &ClientSpec) -> u64 {
         seed: scenario.seed,
         warmup: 0,
         stop: Stop { duration_ns: None, requests: Some(1) },
+        record_ops: false,
     };
     let mut ideal = orion_policies::ideal::Ideal;
     let out = simulate(&input, &mut ideal).expect("ideal policy needs no setup");
@@ -173,6 +174,7 @@ fn run_shared(
         seed: scenario.seed,
         warmup: scenario.warmup,
         stop,
+        record_ops: false,
     };
     simulate(&input, policy)
 }
@@ -202,6 +204,7 @@ fn solo_runs(
                 seed: scenario.seed,
                 warmup: scenario.warmup,
                 stop,
+                record_ops: false,
             };
             simulate(&input, policy)
         })

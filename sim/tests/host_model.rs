@@ -62,6 +62,7 @@ fn sim(clients: &[ClientSpec], policy: &str, stop: Stop) -> SimOutcome {
         seed: 1,
         warmup: 0,
         stop,
+        record_ops: false,
     };
     let mut p = registry::build(policy, &Default::default()).unwrap();
     simulate(&input, p.as_mut()).unwrap()

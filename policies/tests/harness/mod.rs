@@ -156,10 +156,7 @@ impl Harness {
                     let op = self.state.client(client).in_flight().iter().find(|f| f.op.seq == seq).unwrap().op;
                     out.push((client, op.index));
                 }
-                Action::Preempt { client } => {
-                    self.preempted.push(client);
-                    self.state.requeue_in_flight(client);
-                }
+                Action::Preempt { client } => self.preempted.push(client),
             }
         }
         self.submitted.extend(&out);

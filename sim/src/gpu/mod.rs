@@ -34,6 +34,19 @@ pub const NEVER: u64 = u64::MAX;
 /// An op finished on the GPU: (stream, sequence number).
 pub type Done = (usize, u64);
 
+/// When an op ran on the GPU, for logs and timelines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpSpan {
+    /// Stream (client index).
+    pub stream: usize,
+    /// The op's sequence number on its stream.
+    pub seq: u64,
+    /// When it started (reached the head of its stream and became visible), ns.
+    pub start: u64,
+    /// When it completed, ns.
+    pub end: u64,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct StreamOp {
     seq: u64,
@@ -46,6 +59,7 @@ struct Stream {
     priority: u8,
     queue: VecDeque<StreamOp>,
     head_running: bool,
+    head_started_at: u64,
     ready_at: u64,
 }
 
@@ -108,6 +122,7 @@ pub struct GpuModel {
     now: u64,
     next_time: u64,
     stats: GpuStats,
+    log: Option<Vec<OpSpan>>,
     scratch_loads: Vec<Load>,
     scratch_dma: Vec<f64>,
     scratch_sigma: Vec<f64>,
@@ -146,18 +161,35 @@ impl GpuModel {
             kernel_gap: device.kernel_gap_ns,
             streams: priorities
                 .iter()
-                .map(|&p| Stream { priority: p, queue: VecDeque::new(), head_running: false, ready_at: 0 })
+                .map(|&p| Stream {
+                    priority: p,
+                    queue: VecDeque::new(),
+                    head_running: false,
+                    head_started_at: 0,
+                    ready_at: 0,
+                })
                 .collect(),
             kernels: Vec::new(),
             transfers: [Vec::new(), Vec::new(), Vec::new()],
             now: 0,
             next_time: NEVER,
             stats: GpuStats::default(),
+            log: None,
             scratch_loads: Vec::new(),
             scratch_dma: Vec::new(),
             scratch_sigma: Vec::new(),
             scratch_sigma_dma: Vec::new(),
         }
+    }
+
+    /// Starts recording when each op runs (see [`take_log`](Self::take_log)).
+    pub fn record_ops(&mut self) {
+        self.log.get_or_insert_with(Vec::new);
+    }
+
+    /// The ops completed since recording started, in completion order.
+    pub fn take_log(&mut self) -> Vec<OpSpan> {
+        self.log.take().unwrap_or_default()
     }
 
     /// Counters so far.
@@ -306,12 +338,16 @@ impl GpuModel {
         let op = s.queue.pop_front().expect("finished op is the stream head");
         s.head_running = false;
         s.ready_at = now + self.kernel_gap;
+        if let Some(log) = &mut self.log {
+            log.push(OpSpan { stream, seq: op.seq, start: s.head_started_at, end: now });
+        }
         done.push((stream, op.seq));
     }
 
     fn start(&mut self, stream: usize, op: StreamOp, now: u64, done: &mut Vec<Done>) {
         let priority = self.streams[stream].priority;
         self.streams[stream].head_running = true;
+        self.streams[stream].head_started_at = now;
         match op.exec {
             Exec::Kernel(shape) => {
                 let k = ActiveKernel {
@@ -350,6 +386,9 @@ impl GpuModel {
                 s.queue.pop_front();
                 s.head_running = false;
                 s.ready_at = now;
+                if let Some(log) = &mut self.log {
+                    log.push(OpSpan { stream, seq: op.seq, start: now, end: now });
+                }
                 done.push((stream, op.seq));
             }
         }
