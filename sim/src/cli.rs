@@ -35,7 +35,7 @@ enum Command {
     List,
     /// Run one of the seed paper's experiments (fig7: HP inference vs BE training; fig10:
     /// bursty HP inference vs BE inference) and print its table.
-    Experiment(ExperimentArgs),
+    Experiment(Box<ExperimentArgs>),
 }
 
 /// Arguments of `orion-sim experiment`.
@@ -171,7 +171,7 @@ where
 fn execute(cli: Cli, out: &mut dyn Write) -> Result<()> {
     match cli.command {
         Some(Command::List) => list(out),
-        Some(Command::Experiment(args)) => experiment_command(args, out),
+        Some(Command::Experiment(args)) => experiment_command(*args, out),
         None => run_command(cli.run, out),
     }
 }
