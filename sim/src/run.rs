@@ -266,6 +266,11 @@ fn build_report(scenario: &Scenario, policy: &dyn Policy, parts: &Parts) -> Repo
     let mut engine = BTreeMap::new();
     engine.insert("events".to_string(), json!(events));
     engine.insert("policy_calls".to_string(), json!(policy_calls));
+    if let Parts::Shared(o) = parts {
+        engine.insert("gpu_op_starts".to_string(), json!(o.gpu.starts));
+        engine.insert("gpu_cohorts".to_string(), json!(o.gpu.cohorts));
+        engine.insert("host_events".to_string(), json!(o.host_events));
+    }
     engine.insert("preempted_work_ms".to_string(), json!(round6(preempted / 1e6)));
     let utilization = if span > 0.0 { busy / (sm * span) } else { 0.0 };
     Report::new(scenario, policy, "sim", clients, duration_ns, utilization, engine)

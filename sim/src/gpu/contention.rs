@@ -5,13 +5,14 @@
 //! footprint now (resident blocks against resident blocks alone, `alpha`; SMs covered, `cov`).
 //!
 //! * Issue contention is local to SMs: kernel `j` puts a per-SM issue load
-//!   `lambda_j = u_j * S * alpha_j / cov_j` on the SMs it covers. Blocks are spread over idle
+//!   `lambda_j = min(1, u_j * S * alpha_j / cov_j)` on the SMs it covers. Blocks are spread over idle
 //!   SMs first, so two kernels overlap on `max(0, cov_j + cov_k - S)` SMs; the load on `k`'s SMs
 //!   is `L_k = lambda_k + sum_j lambda_j * overlap(j, k) / cov_k`, oversubscribed by
 //!   `O_c = max(1, L_k)`.
 //! * DRAM bandwidth is global: demand `P_m = sum_j m_j * alpha_j` (plus DMA traffic) against
-//!   what the device delivers to concurrent streams (`dram_efficiency`), oversubscribed by
-//!   `O_m = max(1, P_m / dram_efficiency)`.
+//!   what the device delivers to concurrent streams (`dram_efficiency`, or more if one kernel
+//!   alone was measured drawing more), oversubscribed by `O_m = max(1, P_m / max(dram_efficiency,
+//!   max_j m_j alpha_j))`.
 //! * A kernel's time scales with its bottleneck: `sigma_k = max(theta, b_c O_c, b_m O_m) /
 //!   max(theta, b_c, b_m)`, where `theta` (`latency_floor`) is the utilisation below which a
 //!   kernel is latency-bound and hides contention; times `1 + colocation_penalty` per other
@@ -51,14 +52,19 @@ pub fn slowdowns(
     out_kernels.clear();
     out_dma.clear();
     let theta = params.latency_floor;
-    let p_m: f64 = loads.iter().map(|l| l.dram_util * l.alpha).sum::<f64>() + dma.iter().sum::<f64>();
-    let o_m = (p_m / params.dram_efficiency).max(1.0);
+    let demands = loads.iter().map(|l| l.dram_util * l.alpha).chain(dma.iter().copied());
+    let (p_m, largest) = demands.fold((0.0f64, 0.0f64), |(sum, max), d| (sum + d, max.max(d)));
+    // Concurrent streams draw `dram_efficiency` of peak together, but never less than what one
+    // kernel was measured to draw alone: nothing is slowed by its own demand.
+    let o_m = (p_m / params.dram_efficiency.max(largest)).max(1.0);
     for (k, lk) in loads.iter().enumerate() {
         if lk.cov <= 0.0 {
             out_kernels.push(1.0);
             continue;
         }
-        let lambda = |l: &Load| l.sm_util * sm_count * l.alpha / l.cov;
+        // A kernel cannot load the SMs it occupies past their issue capacity, whatever an
+        // (inconsistent) measurement of its device-wide utilisation says.
+        let lambda = |l: &Load| (l.sm_util * sm_count * l.alpha / l.cov).min(1.0);
         let mut load = lambda(lk);
         let mut sharers = 0usize;
         for (j, lj) in loads.iter().enumerate() {
@@ -153,5 +159,51 @@ mod tests {
     fn latency_bound_kernel_hides_moderate_contention() {
         let s = run(&params(0.5), &[full(0.3, 0.1), full(0.9, 0.1)]);
         assert_eq!(s[0], 1.0);
+    }
+}
+
+#[cfg(test)]
+mod clamp_tests {
+    use super::*;
+
+    #[test]
+    fn an_inconsistent_utilisation_never_slows_a_kernel_alone() {
+        // 4 blocks claiming 98% of the whole device's issue capacity.
+        let p = ContentionParams {
+            latency_floor: 0.2,
+            dram_efficiency: 0.9,
+            colocation_penalty: 0.0,
+            compute_class_util: [0.75, 0.25],
+            memory_class_util: [0.25, 0.75],
+            unknown_class_util: [0.35, 0.35],
+        };
+        let l = Load { sm_util: 0.98, dram_util: 0.0, alpha: 1.0, cov: 4.0, cov_alone: 4.0 };
+        let (mut k, mut d) = (Vec::new(), Vec::new());
+        slowdowns(&p, 132.0, &[l], &[], &mut k, &mut d);
+        assert_eq!(k, vec![1.0]);
+    }
+}
+
+#[cfg(test)]
+mod alone_tests {
+    use super::*;
+
+    #[test]
+    fn a_kernel_drawing_more_than_the_concurrent_efficiency_is_not_slowed_alone() {
+        let p = ContentionParams {
+            latency_floor: 0.2,
+            dram_efficiency: 0.9,
+            colocation_penalty: 0.0,
+            compute_class_util: [0.75, 0.25],
+            memory_class_util: [0.25, 0.75],
+            unknown_class_util: [0.35, 0.35],
+        };
+        let l = Load { sm_util: 0.1, dram_util: 0.96, alpha: 1.0, cov: 132.0, cov_alone: 132.0 };
+        let (mut k, mut d) = (Vec::new(), Vec::new());
+        slowdowns(&p, 132.0, &[l], &[], &mut k, &mut d);
+        assert_eq!(k, vec![1.0]);
+        // With a second one, the two share what the first alone could draw.
+        slowdowns(&p, 132.0, &[l, l], &[], &mut k, &mut d);
+        assert!((k[0] - 2.0).abs() < 1e-9, "{k:?}");
     }
 }

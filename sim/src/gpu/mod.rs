@@ -65,8 +65,13 @@ struct Stream {
 
 #[derive(Debug, Clone, Copy)]
 struct Cohort {
+    /// Blocks per wave (the resources the cohort holds).
     blocks: u64,
+    /// Back-to-back waves, the last of which runs only `tail` blocks.
     waves: u64,
+    /// Blocks of the last wave (`blocks` when it is full).
+    tail: u64,
+    /// Waves done.
     progress: f64,
     finish_at: u64,
 }
@@ -101,6 +106,10 @@ struct Transfer {
 pub struct GpuStats {
     /// GPU-internal events processed (op starts, cohort and transfer completions).
     pub events: u64,
+    /// Of which op starts.
+    pub starts: u64,
+    /// Of which cohort completions.
+    pub cohorts: u64,
     /// Integral of SMs holding at least one block over time, SM-ns.
     pub busy_sm_ns: f64,
     /// Standalone-equivalent time of work killed by preemption, ns.
@@ -123,6 +132,7 @@ pub struct GpuModel {
     next_time: u64,
     stats: GpuStats,
     log: Option<Vec<OpSpan>>,
+    wave_batching: bool,
     scratch_loads: Vec<Load>,
     scratch_dma: Vec<f64>,
     scratch_sigma: Vec<f64>,
@@ -175,11 +185,18 @@ impl GpuModel {
             next_time: NEVER,
             stats: GpuStats::default(),
             log: None,
+            wave_batching: true,
             scratch_loads: Vec::new(),
             scratch_dma: Vec::new(),
             scratch_sigma: Vec::new(),
             scratch_sigma_dma: Vec::new(),
         }
+    }
+
+    /// Turns dispatching several waves as one cohort on or off (on by default; off dispatches
+    /// wave by wave, which must give the same times at a higher event count).
+    pub fn set_wave_batching(&mut self, on: bool) {
+        self.wave_batching = on;
     }
 
     /// Starts recording when each op runs (see [`take_log`](Self::take_log)).
@@ -288,6 +305,7 @@ impl GpuModel {
                 if k.cohorts.len() != before {
                     changed = true;
                     self.stats.events += (before - k.cohorts.len()) as u64;
+                    self.stats.cohorts += (before - k.cohorts.len()) as u64;
                 }
                 if k.cohorts.is_empty() && k.undispatched == 0 {
                     let k = self.kernels.remove(i);
@@ -323,6 +341,7 @@ impl GpuModel {
                 let op = *op;
                 changed = true;
                 self.stats.events += 1;
+                self.stats.starts += 1;
                 self.start(s, op, now, done);
             }
             if !changed {
@@ -397,38 +416,73 @@ impl GpuModel {
     /// Gives free resources to waiting blocks, then recomputes every rate and finish time.
     fn dispatch_and_rate(&mut self, now: u64) {
         let n = self.kernels.len();
+        // Anything else on the GPU feels a kernel's resident blocks, which drop in a partial
+        // last wave: that wave then needs its own cohort (and event).
+        let not_alone = n > 1 || !self.transfers[0].is_empty();
+        // First cut multi-wave cohorts back wherever wave-by-wave dispatch would now decide
+        // differently (cutting is always exact: wave-by-wave re-decides at every boundary), so
+        // that every slot they give back is free before anything is dispatched.
+        let mut cut = false;
         for i in 0..n {
-            // A kernel holding a multi-wave cohort gives it up at the next wave boundary if a
-            // kernel ahead of it is waiting, or if more of its own blocks would fit now.
             let ahead_waiting = self.kernels[..i].iter().any(|k| k.undispatched > 0);
+            let free = &mut self.free;
             let k = &mut self.kernels[i];
-            let more_fit = fits(&self.free, &k.shape.per_block) > 0;
-            let mut split = false;
-            if ahead_waiting || more_fit {
-                for c in &mut k.cohorts {
-                    if c.waves > 1 {
-                        let keep = (c.progress - 1e-9).ceil().max(1.0) as u64;
-                        if keep < c.waves {
-                            k.undispatched += (c.waves - keep) * c.blocks;
-                            c.waves = keep;
-                            c.finish_at = NEVER;
-                            split = true;
-                        }
+            let more_fit = fits(free, &k.shape.per_block) > 0;
+            for c in &mut k.cohorts {
+                let current = ((c.progress - 1e-9).ceil() as u64).clamp(1, c.waves);
+                if (ahead_waiting || more_fit) && current < c.waves {
+                    // A kernel ahead is waiting, or more of this kernel's blocks would fit: the
+                    // dispatcher decides afresh at the next wave boundary.
+                    k.undispatched += (c.waves - current - 1) * c.blocks + c.tail;
+                    c.waves = current;
+                    c.tail = c.blocks;
+                    c.finish_at = NEVER;
+                    cut = true;
+                } else if not_alone && c.tail < c.blocks {
+                    if current < c.waves {
+                        // Others share the GPU: end the cohort before the partial last wave, so
+                        // that its leftovers and its lighter load are seen when it starts.
+                        k.undispatched += c.tail;
+                        c.waves -= 1;
+                        c.tail = c.blocks;
+                        c.finish_at = NEVER;
+                        cut = true;
+                    } else {
+                        // Already in the partial last wave: give back the slots it does not use.
+                        let spare = c.blocks - c.tail;
+                        release(free, &k.shape.per_block, spare);
+                        k.resident -= spare;
+                        c.blocks = c.tail;
                     }
                 }
             }
+        }
+        // Then hand free resources to waiting blocks by priority, then launch order.
+        for i in 0..n {
+            let ahead_waiting = self.kernels[..i].iter().any(|k| k.undispatched > 0);
+            let free = &mut self.free;
+            let k = &mut self.kernels[i];
             if k.undispatched == 0 {
                 continue;
             }
-            let n_fit = fits(&self.free, &k.shape.per_block).min(k.undispatched);
+            let n_fit = fits(free, &k.shape.per_block).min(k.undispatched);
             if n_fit == 0 {
                 continue;
             }
-            let waves = if n_fit < k.undispatched && !split && !ahead_waiting { k.undispatched / n_fit } else { 1 };
-            acquire(&mut self.free, &k.shape.per_block, n_fit);
-            k.undispatched -= n_fit * waves;
+            // Resource-limited and nothing ahead waiting: dispatch all remaining full waves as
+            // one cohort, and the partial last wave with them while the kernel is alone. After a
+            // cut, one wave at a time (the cut happened because the picture is changing).
+            let (waves, tail) = if self.wave_batching && n_fit < k.undispatched && !cut && !ahead_waiting {
+                let full = k.undispatched / n_fit;
+                let rest = k.undispatched % n_fit;
+                if rest > 0 && !not_alone { (full + 1, rest) } else { (full, n_fit) }
+            } else {
+                (1, n_fit)
+            };
+            acquire(free, &k.shape.per_block, n_fit);
+            k.undispatched -= (waves - 1) * n_fit + tail;
             k.resident += n_fit;
-            k.cohorts.push(Cohort { blocks: n_fit, waves, progress: 0.0, finish_at: NEVER });
+            k.cohorts.push(Cohort { blocks: n_fit, waves, tail, progress: 0.0, finish_at: NEVER });
         }
         self.update_rates(now);
     }

@@ -203,3 +203,56 @@ fn many_wave_kernel_alone_costs_few_events() {
     assert_eq!(run(&mut gpu, &d, &[(0, whole_sm_kernel(13_200, 1000), 0)]), vec![1000 * US]);
     assert!(gpu.stats().events <= 3, "events {}", gpu.stats().events);
 }
+
+mod wave_batching {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A random kernel: whole-SM blocks (Orion-style) or small blocks with a launch shape.
+    fn kernel_strategy() -> impl Strategy<Value = OpRecord> {
+        (1u32..1200, 1u64..400, 0u32..3, 0.0f64..100.0, 0.0f64..100.0, any::<bool>()).prop_map(
+            |(sm, dur_us, class, u, m, shaped)| {
+                let class = [KernelClass::Compute, KernelClass::Memory, KernelClass::Unknown][class as usize];
+                let mut r = OpRecord::kernel("k", dur_us * US, sm, class);
+                if shaped {
+                    r.grid = Some(Dim3::linear(sm * 4));
+                    r.block = Some(Dim3::linear(256));
+                    r.registers_per_thread = Some(32);
+                    r.blocks_per_sm = Some(8);
+                    r.sm_needed = sm * 4 / 8 + u32::from(sm * 4 % 8 != 0);
+                    r.sm_throughput_pct = Some(u);
+                    r.dram_throughput_pct = Some(m);
+                }
+                r
+            },
+        )
+    }
+
+    fn run_all(ops: &[(usize, OpRecord, u64)], priorities: &[u8], batching: bool) -> Vec<u64> {
+        let d = h100();
+        let mut gpu = GpuModel::new(&d, priorities);
+        gpu.set_wave_batching(batching);
+        run(&mut gpu, &d, ops)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300)))]
+
+        /// Dispatching several waves as one cohort is an optimisation only: every op completes
+        /// when it would have with wave-by-wave dispatch (within the nanosecond rounding of each
+        /// wave), on any mix of streams, priorities and arrival times.
+        #[test]
+        fn batched_waves_complete_when_wave_by_wave_dispatch_does(
+            ops in prop::collection::vec((0usize..3, kernel_strategy(), 0u64..500), 1..12),
+            priorities in prop::collection::vec(0u8..2, 3),
+        ) {
+            let ops: Vec<_> = ops.into_iter().map(|(s, r, at)| (s, r, at * US)).collect();
+            let batched = run_all(&ops, &priorities, true);
+            let waves = run_all(&ops, &priorities, false);
+            for (i, (a, b)) in batched.iter().zip(&waves).enumerate() {
+                // Each wave's end is rounded up to a whole ns: allow one ns per wave.
+                prop_assert!(a.abs_diff(*b) <= 1_300, "op {i}: batched {a} vs wave by wave {b}");
+            }
+        }
+    }
+}
