@@ -37,28 +37,15 @@ impl ArrivalProcess {
         match self {
             ArrivalProcess::Poisson { rate } | ArrivalProcess::Uniform { rate } => {
                 if !(rate.is_finite() && *rate > 0.0) {
-                    return Err((
-                        "rate",
-                        format!("must be a positive number of requests per second, got {rate}"),
-                    ));
+                    return Err(("rate", format!("must be a positive number of requests per second, got {rate}")));
                 }
             }
             ArrivalProcess::Trace { inter_arrival_s } => {
                 if inter_arrival_s.is_empty() {
-                    return Err((
-                        "inter_arrival_s",
-                        "the list of inter-arrival times is empty".into(),
-                    ));
+                    return Err(("inter_arrival_s", "the list of inter-arrival times is empty".into()));
                 }
-                if let Some((i, v)) = inter_arrival_s
-                    .iter()
-                    .enumerate()
-                    .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
-                {
-                    return Err((
-                        "inter_arrival_s",
-                        format!("entry {i} is {v}, not a non-negative number of seconds"),
-                    ));
+                if let Some((i, v)) = inter_arrival_s.iter().enumerate().find(|(_, v)| !(v.is_finite() && **v >= 0.0)) {
+                    return Err(("inter_arrival_s", format!("entry {i} is {v}, not a non-negative number of seconds")));
                 }
                 if inter_arrival_s.iter().all(|v| *v == 0.0) {
                     return Err(("inter_arrival_s", "all inter-arrival times are zero".into()));
@@ -91,12 +78,7 @@ impl ArrivalProcess {
     pub fn generator(&self, seed: u64, client: u64) -> Arrivals {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(client);
-        Arrivals {
-            process: self.clone(),
-            rng,
-            clock_ns: 0.0,
-            index: 0,
-        }
+        Arrivals { process: self.clone(), rng, clock_ns: 0.0, index: 0 }
     }
 }
 
@@ -106,12 +88,7 @@ impl fmt::Display for ArrivalProcess {
             ArrivalProcess::Poisson { rate } => write!(f, "poisson({rate}/s)"),
             ArrivalProcess::Uniform { rate } => write!(f, "uniform({rate}/s)"),
             ArrivalProcess::Trace { inter_arrival_s } => {
-                write!(
-                    f,
-                    "trace({} gaps, mean {:.1}/s)",
-                    inter_arrival_s.len(),
-                    self.mean_rate().unwrap_or(0.0)
-                )
+                write!(f, "trace({} gaps, mean {:.1}/s)", inter_arrival_s.len(), self.mean_rate().unwrap_or(0.0))
             }
             ArrivalProcess::ClosedLoop => f.write_str("closed-loop"),
         }
@@ -185,10 +162,7 @@ pub fn parse_inter_arrivals(text: &str, origin: Location) -> Result<Vec<f64>> {
         out.push(v);
     }
     if out.is_empty() {
-        return Err(TraceError::invalid(
-            origin.field("inter_arrival_s"),
-            "no inter-arrival times in the file",
-        ));
+        return Err(TraceError::invalid(origin.field("inter_arrival_s"), "no inter-arrival times in the file"));
     }
     Ok(out)
 }
@@ -242,19 +216,14 @@ mod tests {
 
     #[test]
     fn trace_repeats_when_exhausted() {
-        let mut g = ArrivalProcess::Trace {
-            inter_arrival_s: vec![0.001, 0.002],
-        }
-        .generator(0, 0);
+        let mut g = ArrivalProcess::Trace { inter_arrival_s: vec![0.001, 0.002] }.generator(0, 0);
         let t: Vec<_> = (0..4).map(|_| g.next_ns().unwrap()).collect();
         assert_eq!(t, vec![1_000_000, 3_000_000, 4_000_000, 6_000_000]);
     }
 
     #[test]
     fn negative_rate_is_rejected_by_field() {
-        let err = ArrivalProcess::Poisson { rate: -1.0 }
-            .validate()
-            .unwrap_err();
+        let err = ArrivalProcess::Poisson { rate: -1.0 }.validate().unwrap_err();
         assert_eq!(err.0, "rate");
     }
 
@@ -262,10 +231,7 @@ mod tests {
     fn bad_line_in_inter_arrival_file_is_located() {
         let err = parse_inter_arrivals("0.1\n# c\nabc\n", Location::file("gaps.txt")).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains("gaps.txt") && msg.contains("line 3") && msg.contains("abc"),
-            "{msg}"
-        );
+        assert!(msg.contains("gaps.txt") && msg.contains("line 3") && msg.contains("abc"), "{msg}");
     }
 }
 

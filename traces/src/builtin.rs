@@ -18,12 +18,7 @@ pub fn builtin_trace(model: Model, kind: WorkKind, batch: u32, device: &DeviceSp
 }
 
 /// A built-in inference client of `model` at its default batch, arriving by `arrival`.
-pub fn inference_client(
-    model: Model,
-    role: Role,
-    arrival: ArrivalProcess,
-    device: &DeviceSpec,
-) -> ClientSpec {
+pub fn inference_client(model: Model, role: Role, arrival: ArrivalProcess, device: &DeviceSpec) -> ClientSpec {
     let batch = model.default_batch(WorkKind::Inference);
     ClientSpec {
         name: model.as_str().to_string(),
@@ -54,14 +49,7 @@ pub fn training_client(model: Model, role: Role, device: &DeviceSpec) -> ClientS
 /// Poisson rate, BE = the second model training.
 pub fn pair_clients(pair: Pair, device: &DeviceSpec) -> Vec<ClientSpec> {
     vec![
-        inference_client(
-            pair.hp,
-            Role::Hp,
-            ArrivalProcess::Poisson {
-                rate: pair.hp.default_hp_rate(),
-            },
-            device,
-        ),
+        inference_client(pair.hp, Role::Hp, ArrivalProcess::Poisson { rate: pair.hp.default_hp_rate() }, device),
         training_client(pair.be, Role::Be, device),
     ]
 }
@@ -72,19 +60,13 @@ pub fn pair_clients(pair: Pair, device: &DeviceSpec) -> Vec<ClientSpec> {
 ///   `mode`);
 /// * a path to a trace file: one HP client running it (inference at 15 requests/s, or closed
 ///   loop when the trace or `mode` says training).
-pub fn workload_clients(
-    name: &str,
-    mode: Option<WorkKind>,
-    device: &DeviceSpec,
-) -> Result<Vec<ClientSpec>> {
+pub fn workload_clients(name: &str, mode: Option<WorkKind>, device: &DeviceSpec) -> Result<Vec<ClientSpec>> {
     let path = Path::new(name);
     if path.extension().is_some() || path.exists() {
         let trace = read_trace(path)?;
         let kind = mode.or(trace.meta.mode).unwrap_or(WorkKind::Inference);
         let arrival = match kind {
-            WorkKind::Inference => ArrivalProcess::Poisson {
-                rate: Model::ResNet50.default_hp_rate(),
-            },
+            WorkKind::Inference => ArrivalProcess::Poisson { rate: Model::ResNet50.default_hp_rate() },
             WorkKind::Training => ArrivalProcess::ClosedLoop,
         };
         return Ok(vec![ClientSpec {
@@ -110,14 +92,9 @@ pub fn workload_clients(
     }
     let model: Model = name.parse()?;
     Ok(vec![match mode.unwrap_or(WorkKind::Inference) {
-        WorkKind::Inference => inference_client(
-            model,
-            Role::Hp,
-            ArrivalProcess::Poisson {
-                rate: model.default_hp_rate(),
-            },
-            device,
-        ),
+        WorkKind::Inference => {
+            inference_client(model, Role::Hp, ArrivalProcess::Poisson { rate: model.default_hp_rate() }, device)
+        }
         WorkKind::Training => training_client(model, Role::Hp, device),
     }])
 }

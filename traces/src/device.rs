@@ -140,15 +140,11 @@ impl DeviceSpec {
     /// A built-in preset by name (`v100`, `a100`, `h100`; case-insensitive).
     pub fn preset(name: &str) -> Result<DeviceSpec> {
         let key = name.trim().to_ascii_lowercase();
-        let (n, text) =
-            PRESETS
-                .iter()
-                .find(|(n, _)| *n == key)
-                .ok_or_else(|| TraceError::Unknown {
-                    what: "device",
-                    name: name.to_string(),
-                    expected: Self::preset_names().into_iter().map(String::from).collect(),
-                })?;
+        let (n, text) = PRESETS.iter().find(|(n, _)| *n == key).ok_or_else(|| TraceError::Unknown {
+            what: "device",
+            name: name.to_string(),
+            expected: Self::preset_names().into_iter().map(String::from).collect(),
+        })?;
         Self::from_json_str(text, Location::file(format!("<built-in device {n}>")))
     }
 
@@ -160,11 +156,9 @@ impl DeviceSpec {
 
     /// Parses a device description from JSON; `origin` names the source in errors.
     pub fn from_json_str(text: &str, origin: Location) -> Result<DeviceSpec> {
-        let spec: DeviceSpec = serde_json::from_str(text).map_err(|e| {
-            TraceError::invalid(origin.clone().line(e.line() as u64), e.to_string())
-        })?;
-        spec.validate()
-            .map_err(|(field, msg)| TraceError::invalid(origin.field(field), msg))?;
+        let spec: DeviceSpec = serde_json::from_str(text)
+            .map_err(|e| TraceError::invalid(origin.clone().line(e.line() as u64), e.to_string()))?;
+        spec.validate().map_err(|(field, msg)| TraceError::invalid(origin.field(field), msg))?;
         Ok(spec)
     }
 
@@ -203,22 +197,13 @@ impl DeviceSpec {
         }
         let c = &self.contention;
         if !(0.0..1.0).contains(&c.latency_floor) {
-            return Err((
-                "contention.latency_floor",
-                format!("must be in [0, 1), got {}", c.latency_floor),
-            ));
+            return Err(("contention.latency_floor", format!("must be in [0, 1), got {}", c.latency_floor)));
         }
         if !(c.dram_efficiency > 0.0 && c.dram_efficiency <= 1.0) {
-            return Err((
-                "contention.dram_efficiency",
-                format!("must be in (0, 1], got {}", c.dram_efficiency),
-            ));
+            return Err(("contention.dram_efficiency", format!("must be in (0, 1], got {}", c.dram_efficiency)));
         }
         if !(c.colocation_penalty >= 0.0 && c.colocation_penalty.is_finite()) {
-            return Err((
-                "contention.colocation_penalty",
-                "must be a non-negative number".into(),
-            ));
+            return Err(("contention.colocation_penalty", "must be a non-negative number".into()));
         }
         for (field, u) in [
             ("contention.compute_class_util", c.compute_class_util),

@@ -17,10 +17,7 @@ pub struct Location {
 impl Location {
     /// A location in a file.
     pub fn file(file: impl Into<PathBuf>) -> Self {
-        Location {
-            file: Some(file.into()),
-            ..Default::default()
-        }
+        Location { file: Some(file.into()), ..Default::default() }
     }
 
     /// The same location at a line.
@@ -48,11 +45,7 @@ impl fmt::Display for Location {
         if let Some(field) = &self.field {
             parts.push(format!("field `{field}`"));
         }
-        if parts.is_empty() {
-            f.write_str("<input>")
-        } else {
-            f.write_str(&parts.join(", "))
-        }
+        if parts.is_empty() { f.write_str("<input>") } else { f.write_str(&parts.join(", ")) }
     }
 }
 
@@ -90,18 +83,12 @@ pub enum TraceError {
 impl TraceError {
     /// An `Invalid` error at a location.
     pub fn invalid(location: Location, message: impl Into<String>) -> Self {
-        TraceError::Invalid {
-            location,
-            message: message.into(),
-        }
+        TraceError::Invalid { location, message: message.into() }
     }
 
     /// An `Io` error for a path.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        TraceError::Io {
-            path: path.into(),
-            source,
-        }
+        TraceError::Io { path: path.into(), source }
     }
 }
 

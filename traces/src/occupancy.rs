@@ -43,10 +43,7 @@ pub fn occupancy(
         }
     };
     consider(sm.max_warps / warps_per_block, OccupancyLimit::Warps);
-    consider(
-        sm.max_threads / (warps_per_block * 32),
-        OccupancyLimit::Warps,
-    );
+    consider(sm.max_threads / (warps_per_block * 32), OccupancyLimit::Warps);
     if registers_per_thread > 0 {
         if registers_per_thread > sm.max_registers_per_thread {
             consider(0, OccupancyLimit::Registers);
@@ -62,25 +59,16 @@ pub fn occupancy(
             consider(0, OccupancyLimit::SharedMemory);
         } else {
             let unit = sm.shared_mem_alloc_unit.max(1);
-            let per_block =
-                (shared_mem_per_block + sm.reserved_shared_mem_per_block).div_ceil(unit) * unit;
-            consider(
-                sm.shared_mem_bytes / per_block,
-                OccupancyLimit::SharedMemory,
-            );
+            let per_block = (shared_mem_per_block + sm.reserved_shared_mem_per_block).div_ceil(unit) * unit;
+            consider(sm.shared_mem_bytes / per_block, OccupancyLimit::SharedMemory);
         }
     }
-    Occupancy {
-        blocks_per_sm: best.0,
-        limit: best.1,
-    }
+    Occupancy { blocks_per_sm: best.0, limit: best.1 }
 }
 
 /// `sm_needed` as Orion defines it: SMs needed to hold all blocks in one wave.
 pub fn sm_needed(blocks: u64, blocks_per_sm: u32) -> u32 {
-    blocks
-        .div_ceil(blocks_per_sm.max(1) as u64)
-        .min(u32::MAX as u64) as u32
+    blocks.div_ceil(blocks_per_sm.max(1) as u64).min(u32::MAX as u64) as u32
 }
 
 #[cfg(test)]

@@ -77,15 +77,9 @@ impl fmt::Display for OpKind {
 impl FromStr for OpKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OpKind::ALL
-            .into_iter()
-            .find(|k| k.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                format!(
-                    "unknown op kind `{s}` (expected one of: {})",
-                    OpKind::ALL.map(|k| k.as_str()).join(", ")
-                )
-            })
+        OpKind::ALL.into_iter().find(|k| k.as_str().eq_ignore_ascii_case(s.trim())).ok_or_else(|| {
+            format!("unknown op kind `{s}` (expected one of: {})", OpKind::ALL.map(|k| k.as_str()).join(", "))
+        })
     }
 }
 
@@ -169,9 +163,7 @@ impl FromStr for KernelClass {
             "compute" => Ok(KernelClass::Compute),
             "memory" => Ok(KernelClass::Memory),
             "unknown" => Ok(KernelClass::Unknown),
-            _ => Err(format!(
-                "unknown kernel class `{s}` (expected compute, memory or unknown)"
-            )),
+            _ => Err(format!("unknown kernel class `{s}` (expected compute, memory or unknown)")),
         }
     }
 }
@@ -214,28 +206,18 @@ impl FromStr for Dim3 {
     type Err = String;
     /// Parses `X`, `XxY`, `XxYxZ` (also with `:` or `,` between the parts, or in parentheses).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s
-            .trim()
-            .trim_start_matches(['(', '['])
-            .trim_end_matches([')', ']']);
-        let parts: Vec<&str> = t
-            .split(['x', 'X', ':', ',', ' '])
-            .filter(|p| !p.is_empty())
-            .collect();
+        let t = s.trim().trim_start_matches(['(', '[']).trim_end_matches([')', ']']);
+        let parts: Vec<&str> = t.split(['x', 'X', ':', ',', ' ']).filter(|p| !p.is_empty()).collect();
         if parts.is_empty() || parts.len() > 3 {
-            return Err(format!(
-                "`{s}` is not a dimension (expected X, XxY or XxYxZ)"
-            ));
+            return Err(format!("`{s}` is not a dimension (expected X, XxY or XxYxZ)"));
         }
         let mut v = [1u32; 3];
         for (i, p) in parts.iter().enumerate() {
-            v[i] = p.parse::<u32>().map_err(|_| {
-                format!("`{s}` is not a dimension: `{p}` is not a non-negative integer")
-            })?;
+            v[i] = p
+                .parse::<u32>()
+                .map_err(|_| format!("`{s}` is not a dimension: `{p}` is not a non-negative integer"))?;
             if v[i] == 0 {
-                return Err(format!(
-                    "`{s}` is not a dimension: extents must be at least 1"
-                ));
+                return Err(format!("`{s}` is not a dimension: extents must be at least 1"));
             }
         }
         Ok(Dim3::new(v[0], v[1], v[2]))
@@ -296,13 +278,7 @@ pub struct OpRecord {
 
 impl OpRecord {
     /// A record with only the five fields every trace has.
-    pub fn new(
-        kind: OpKind,
-        name: impl Into<String>,
-        duration_ns: u64,
-        sm_needed: u32,
-        class: KernelClass,
-    ) -> Self {
+    pub fn new(kind: OpKind, name: impl Into<String>, duration_ns: u64, sm_needed: u32, class: KernelClass) -> Self {
         OpRecord {
             kind,
             name: name.into(),
@@ -324,12 +300,7 @@ impl OpRecord {
     }
 
     /// A kernel record with only the five basic fields.
-    pub fn kernel(
-        name: impl Into<String>,
-        duration_ns: u64,
-        sm_needed: u32,
-        class: KernelClass,
-    ) -> Self {
+    pub fn kernel(name: impl Into<String>, duration_ns: u64, sm_needed: u32, class: KernelClass) -> Self {
         Self::new(OpKind::Kernel, name, duration_ns, sm_needed, class)
     }
 
@@ -360,17 +331,13 @@ impl OpRecord {
             if expect != self.sm_needed as u64 {
                 return Err((
                     "sm_needed",
-                    format!(
-                        "is {} but ceil(blocks {g} / blocks_per_sm {b}) = {expect}",
-                        self.sm_needed
-                    ),
+                    format!("is {} but ceil(blocks {g} / blocks_per_sm {b}) = {expect}", self.sm_needed),
                 ));
             }
         }
-        for (field, v) in [
-            ("sm_throughput_pct", self.sm_throughput_pct),
-            ("dram_throughput_pct", self.dram_throughput_pct),
-        ] {
+        for (field, v) in
+            [("sm_throughput_pct", self.sm_throughput_pct), ("dram_throughput_pct", self.dram_throughput_pct)]
+        {
             if let Some(v) = v
                 && !(0.0..=100.5).contains(&v)
             {

@@ -46,10 +46,7 @@ pub struct Stop {
 
 impl Stop {
     /// The default: 20 seconds.
-    pub const DEFAULT: Stop = Stop {
-        duration_ns: Some(20_000_000_000),
-        requests: None,
-    };
+    pub const DEFAULT: Stop = Stop { duration_ns: Some(20_000_000_000), requests: None };
 }
 
 /// Everything a backend needs to run one policy on one set of clients.
@@ -88,25 +85,15 @@ impl Scenario {
         }
         let hp = self.clients.iter().filter(|c| c.role == Role::Hp).count();
         if hp > 1 {
-            return Err(format!(
-                "{hp} clients are high-priority; at most one may be"
-            ));
+            return Err(format!("{hp} clients are high-priority; at most one may be"));
         }
         for c in &self.clients {
-            c.arrival
-                .validate()
-                .map_err(|(f, m)| format!("client `{}`: arrival {f}: {m}", c.name))?;
+            c.arrival.validate().map_err(|(f, m)| format!("client `{}`: arrival {f}: {m}", c.name))?;
             if c.trace.ops.is_empty() {
-                return Err(format!(
-                    "client `{}`: trace `{}` has no ops",
-                    c.name, c.trace.meta.name
-                ));
+                return Err(format!("client `{}`: trace `{}` has no ops", c.name, c.trace.meta.name));
             }
             if c.kind == WorkKind::Training && c.arrival.is_open_loop() {
-                return Err(format!(
-                    "client `{}`: a training client runs closed loop, not {}",
-                    c.name, c.arrival
-                ));
+                return Err(format!("client `{}`: a training client runs closed loop, not {}", c.name, c.arrival));
             }
         }
         if self.stop.duration_ns.is_none()

@@ -87,11 +87,7 @@ impl Trace {
 
     /// Sum of the standalone durations of the ops that run on the GPU.
     pub fn summed_gpu_ns(&self) -> u64 {
-        self.ops
-            .iter()
-            .filter(|o| o.kind.uses_gpu())
-            .map(|o| o.duration_ns)
-            .sum()
+        self.ops.iter().filter(|o| o.kind.uses_gpu()).map(|o| o.duration_ns).sum()
     }
 
     /// Sum of the host gaps.
@@ -101,12 +97,7 @@ impl Trace {
 
     /// Largest `sm_needed` of any kernel (0 for a trace without kernels).
     pub fn max_sm_needed(&self) -> u32 {
-        self.ops
-            .iter()
-            .filter(|o| o.kind.is_kernel())
-            .map(|o| o.sm_needed)
-            .max()
-            .unwrap_or(0)
+        self.ops.iter().filter(|o| o.kind.is_kernel()).map(|o| o.sm_needed).max().unwrap_or(0)
     }
 
     /// Number of kernels of each class: (compute, memory, unknown).

@@ -4,19 +4,11 @@
 /// number is read in `default_unit` (`"ns"`, `"us"`, `"ms"` or `"s"`).
 pub fn parse_duration_ns(text: &str, default_unit: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| c.is_ascii_alphabetic() || c == 'µ')
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| c.is_ascii_alphabetic() || c == 'µ').unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (expected e.g. 160us, 2.5ms, 30s)"))?;
-    let unit = if unit.is_empty() {
-        default_unit
-    } else {
-        unit.trim()
-    };
+    let value: f64 =
+        num.trim().parse().map_err(|_| format!("`{text}` is not a duration (expected e.g. 160us, 2.5ms, 30s)"))?;
+    let unit = if unit.is_empty() { default_unit } else { unit.trim() };
     let scale = match unit {
         "ns" => 1.0,
         "us" | "µs" => 1e3,
@@ -25,9 +17,7 @@ pub fn parse_duration_ns(text: &str, default_unit: &str) -> Result<u64, String> 
         "m" | "min" => 60e9,
         "h" => 3600e9,
         _ => {
-            return Err(format!(
-                "`{text}`: unknown time unit `{unit}` (use ns, us, ms, s, min or h)"
-            ));
+            return Err(format!("`{text}`: unknown time unit `{unit}` (use ns, us, ms, s, min or h)"));
         }
     };
     let ns = value * scale;

@@ -74,9 +74,7 @@ impl FromStr for WorkKind {
         match s.trim().to_ascii_lowercase().as_str() {
             "inference" | "inf" => Ok(WorkKind::Inference),
             "training" | "train" => Ok(WorkKind::Training),
-            _ => Err(format!(
-                "unknown mode `{s}` (expected inference or training)"
-            )),
+            _ => Err(format!("unknown mode `{s}` (expected inference or training)")),
         }
     }
 }
@@ -99,13 +97,8 @@ pub enum Model {
 
 impl Model {
     /// All built-in models in the paper's order.
-    pub const ALL: [Model; 5] = [
-        Model::ResNet50,
-        Model::MobileNetV2,
-        Model::ResNet101,
-        Model::Bert,
-        Model::Transformer,
-    ];
+    pub const ALL: [Model; 5] =
+        [Model::ResNet50, Model::MobileNetV2, Model::ResNet101, Model::Bert, Model::Transformer];
 
     /// Command-line name.
     pub fn as_str(self) -> &'static str {
@@ -165,12 +158,7 @@ impl fmt::Display for Model {
 impl FromStr for Model {
     type Err = TraceError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let key: String = s
-            .trim()
-            .to_ascii_lowercase()
-            .chars()
-            .filter(|c| !matches!(c, '-' | '_'))
-            .collect();
+        let key: String = s.trim().to_ascii_lowercase().chars().filter(|c| !matches!(c, '-' | '_')).collect();
         let m = match key.as_str() {
             "resnet50" => Model::ResNet50,
             "mobilenetv2" | "mobilenet" => Model::MobileNetV2,
@@ -178,11 +166,7 @@ impl FromStr for Model {
             "bert" | "bertbase" => Model::Bert,
             "transformer" => Model::Transformer,
             _ => {
-                return Err(TraceError::Unknown {
-                    what: "model",
-                    name: s.to_string(),
-                    expected: Model::names(),
-                });
+                return Err(TraceError::Unknown { what: "model", name: s.to_string(), expected: Model::names() });
             }
         };
         Ok(m)
@@ -216,9 +200,6 @@ impl FromStr for Pair {
                 expected: vec!["HP_BE with two of: ".to_string() + &Model::names().join(", ")],
             });
         };
-        Ok(Pair {
-            hp: a.parse()?,
-            be: b.parse()?,
-        })
+        Ok(Pair { hp: a.parse()?, be: b.parse()? })
     }
 }

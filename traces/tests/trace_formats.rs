@@ -38,10 +38,7 @@ fn reads_native_csv_and_json() {
     assert_eq!(csv.meta.batch_size, Some(8));
     assert_eq!(csv.meta.source, TraceSource::Measured);
     assert_eq!(csv.meta.update_start, Some(3));
-    assert_eq!(
-        csv.meta.extra.get("gpu").map(String::as_str),
-        Some("NVIDIA H100 SXM5 80GB")
-    );
+    assert_eq!(csv.meta.extra.get("gpu").map(String::as_str), Some("NVIDIA H100 SXM5 80GB"));
     assert_eq!(csv.ops.len(), 5);
     assert_eq!(csv.ops[0].kind, OpKind::CopyH2D);
     assert_eq!(csv.ops[0].copy_bytes, Some(16384));
@@ -59,11 +56,7 @@ fn reads_native_csv_and_json() {
 #[test]
 fn write_then_read_is_identical_in_both_native_forms() {
     let s = Scratch::new("roundtrip");
-    for src in [
-        "traces/bert_train.csv",
-        "traces/resnet50_inf.json",
-        "model_kernels/resnet50_32_fb1",
-    ] {
+    for src in ["traces/bert_train.csv", "traces/resnet50_inf.json", "model_kernels/resnet50_32_fb1"] {
         let t = read_trace(&data().join(src)).unwrap();
         for ext in ["csv", "json", "trace"] {
             let out = s.dir.join(format!("out.{ext}"));
@@ -81,10 +74,7 @@ fn json_is_detected_by_content_without_extension() {
     write_trace_as(&out, &t, TraceFormat::NativeJson).unwrap();
     assert_eq!(read_trace(&out).unwrap(), t);
     assert_eq!(TraceFormat::for_path(&out), TraceFormat::NativeCsv);
-    assert_eq!(
-        TraceFormat::for_path(&s.dir.join("x.JSON")),
-        TraceFormat::NativeJson
-    );
+    assert_eq!(TraceFormat::for_path(&s.dir.join("x.JSON")), TraceFormat::NativeJson);
 }
 
 #[test]
@@ -95,22 +85,12 @@ fn orion_output_keeps_only_kernels() {
     write_trace_as(&out, &t, TraceFormat::OrionCsv).unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.starts_with("Name,Profile,Memory_footprint,SM_usage,Duration\n"));
-    assert!(
-        text.contains("void gemm<float; 128>,1,0,132,250000\n"),
-        "{text}"
-    );
+    assert!(text.contains("void gemm<float; 128>,1,0,132,250000\n"), "{text}");
     let back = read_trace(&out).unwrap();
     assert_eq!(back.meta.name, "bert_8_fb1");
     assert_eq!(back.ops.len(), t.kernel_count());
-    for (a, b) in back
-        .ops
-        .iter()
-        .zip(t.ops.iter().filter(|o| o.kind.is_kernel()))
-    {
-        assert_eq!(
-            (a.duration_ns, a.sm_needed, a.class),
-            (b.duration_ns, b.sm_needed, b.class)
-        );
+    for (a, b) in back.ops.iter().zip(t.ops.iter().filter(|o| o.kind.is_kernel())) {
+        assert_eq!((a.duration_ns, a.sm_needed, a.class), (b.duration_ns, b.sm_needed, b.class));
     }
 }
 
@@ -123,13 +103,7 @@ fn malformed_orion_row_names_file_line_and_field() {
          BN,0,0,64,1\nBN,0,0,64,1\nBN,0,0,64,1\nBN,0,0,64,abc\n",
     );
     let msg = read_trace(&p).unwrap_err().to_string();
-    assert_eq!(
-        msg,
-        format!(
-            "{}, line 7, field `Duration`: `abc` is not a number of nanoseconds",
-            p.display()
-        )
-    );
+    assert_eq!(msg, format!("{}, line 7, field `Duration`: `abc` is not a number of nanoseconds", p.display()));
     assert!(msg.contains("model_kernels/x.csv"));
 }
 
@@ -139,14 +113,8 @@ fn unrecognised_file_says_which_headers_are_accepted() {
     let p = s.write("weird.txt", "# produced by hand\ntime,value\n1,2\n");
     let msg = read_trace(&p).unwrap_err().to_string();
     assert!(msg.contains("weird.txt, line 2"), "{msg}");
-    assert!(
-        msg.contains("Name,Profile,Memory_footprint,SM_usage,Duration"),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("kind,name,duration_ns,sm_needed,class"),
-        "{msg}"
-    );
+    assert!(msg.contains("Name,Profile,Memory_footprint,SM_usage,Duration"), "{msg}");
+    assert!(msg.contains("kind,name,duration_ns,sm_needed,class"), "{msg}");
 }
 
 #[test]
@@ -164,16 +132,8 @@ fn read_trace_str_uses_origin_for_names_and_errors() {
     )
     .unwrap();
     assert_eq!(t.meta.name, "mobilenetv2_4_fwd");
-    let err = read_trace_str(
-        "{\"format\": \"orion-rs-trace/1\"}",
-        Location::file("<stdin>"),
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        err.starts_with("<stdin>, line 1: missing field `meta`"),
-        "{err}"
-    );
+    let err = read_trace_str("{\"format\": \"orion-rs-trace/1\"}", Location::file("<stdin>")).unwrap_err().to_string();
+    assert!(err.starts_with("<stdin>, line 1: missing field `meta`"), "{err}");
 }
 
 /// The JSON form spells op kinds as trace files do everywhere else (`copy_h2d`), so that a
@@ -181,9 +141,6 @@ fn read_trace_str_uses_origin_for_names_and_errors() {
 #[test]
 fn json_op_kinds_use_the_trace_file_names() {
     for kind in OpKind::ALL {
-        assert_eq!(
-            serde_json::to_string(&kind).unwrap(),
-            format!("\"{}\"", kind.as_str())
-        );
+        assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{}\"", kind.as_str()));
     }
 }

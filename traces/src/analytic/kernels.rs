@@ -10,8 +10,9 @@
 //!
 //! ```text
 //! t = max(min_kernel_ns, overhead + max(t_compute, t_memory))
-//! t_compute = flops_executed / (peak_pipe * eff * u)
+//! t_compute = flops_executed / (peak_pipe * eff * u * occ)
 //! u         = blocks / (sm_count * ceil(blocks / sm_count))      (wave quantisation)
+//! occ       = min(1, resident warps per SM / warps that saturate the pipe (8 FP32, 4 TF32))
 //! t_memory  = bytes / (dram_bw * eff_mem * par)
 //! par       = min(1, resident_threads * bytes_in_flight_per_thread / (dram_bw * 600 ns))
 //! ```
@@ -48,6 +49,10 @@ const SYNC_HOST_NS: f64 = 1500.0;
 const SIMT_MAX_EFF: f64 = 0.80;
 /// Best fraction of the dense TF32 peak a tensor-core implicit GEMM (cuDNN) reaches.
 const TF32_MAX_EFF: f64 = 0.55;
+/// Fixed time of a simple kernel (ramp-up, tail), ns.
+const MEM_KERNEL_OVERHEAD_NS: f64 = 1500.0;
+/// Fixed time of a GEMM or convolution kernel (ramp-up, pipeline prologue, epilogue), ns.
+const GEMM_KERNEL_OVERHEAD_NS: f64 = 2500.0;
 /// K-loop prologue/epilogue cost in units of K: efficiency `k / (k + K0)`.
 const GEMM_K0: f64 = 32.0;
 
@@ -65,12 +70,7 @@ pub(crate) enum Arch {
 impl Arch {
     /// The generation of a device from its compute capability.
     pub fn of(dev: &DeviceSpec) -> Arch {
-        let major: u32 = dev
-            .compute_capability
-            .split('.')
-            .next()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(8);
+        let major: u32 = dev.compute_capability.split('.').next().and_then(|s| s.trim().parse().ok()).unwrap_or(8);
         match major {
             0..=7 => Arch::Volta,
             8 => Arch::Ampere,
@@ -98,6 +98,14 @@ pub(crate) enum Pipe {
 }
 
 impl Pipe {
+    /// Resident warps per SM needed to reach the pipe's throughput.
+    fn saturating_warps(self) -> f64 {
+        match self {
+            Pipe::Fp32 => 8.0,
+            Pipe::Tf32 => 4.0,
+        }
+    }
+
     fn max_eff(self) -> f64 {
         match self {
             Pipe::Fp32 => SIMT_MAX_EFF,
@@ -169,28 +177,38 @@ impl Spec {
             pipe: Pipe::Fp32,
             eff: 0.5,
             mem,
-            overhead_ns: 1000.0,
+            overhead_ns: MEM_KERNEL_OVERHEAD_NS,
         }
     }
 
-    fn with_regs(mut self, regs: u32) -> Spec {
+    pub fn with_regs(mut self, regs: u32) -> Spec {
         self.regs = regs;
         self
     }
 
-    fn with_smem(mut self, smem: u32) -> Spec {
+    pub fn with_smem(mut self, smem: u32) -> Spec {
         self.smem = smem;
         self
     }
 
-    fn with_grid(mut self, grid: Dim3) -> Spec {
+    pub fn with_grid(mut self, grid: Dim3) -> Spec {
         self.grid = grid;
         self
     }
 
-    fn with_block(mut self, block: Dim3) -> Spec {
+    pub fn with_block(mut self, block: Dim3) -> Spec {
         self.block = block;
         self
+    }
+
+    /// A 2-D grid.
+    pub fn with_grid_xy(self, x: u64, y: u64) -> Spec {
+        self.with_grid(Dim3::new(clamp_u32(x), clamp_u32(y), 1))
+    }
+
+    /// A 2-D block.
+    pub fn with_block_xy(self, x: u32, y: u32) -> Spec {
+        self.with_block(Dim3::new(x, y, 1))
     }
 }
 
@@ -268,40 +286,38 @@ struct Tile {
 }
 
 const fn tile(tm: u64, tn: u64, threads: u32, regs: u32, smem: u32, eff: f64) -> Tile {
-    Tile {
-        tm,
-        tn,
-        threads,
-        regs,
-        smem,
-        eff,
-    }
+    Tile { tm, tn, threads, regs, smem, eff }
 }
 
 /// cuBLAS/cuDNN FP32 SIMT tiles (`*_sgemm_128x64_*`, `*_scudnn_128x64_*`).
-const SIMT_TILES: [Tile; 4] = [
+const SIMT_TILES: [Tile; 5] = [
     tile(128, 128, 256, 128, 16896, 1.0),
     tile(128, 64, 128, 120, 12544, 0.93),
     tile(64, 64, 64, 126, 8448, 0.82),
     tile(64, 32, 64, 80, 6144, 0.68),
+    tile(32, 32, 64, 64, 4352, 0.5),
 ];
 /// sm_80 TF32 tiles (tile K 16, 4 stages: smem = 4 * (tm + tn) * 16 * 4 bytes).
-const SM80_TILES: [Tile; 5] = [
+const SM80_TILES: [Tile; 6] = [
     tile(256, 128, 256, 230, 98304, 1.0),
     tile(128, 128, 128, 230, 65536, 0.95),
     tile(128, 64, 128, 168, 49152, 0.86),
     tile(64, 64, 128, 128, 32768, 0.72),
     tile(64, 32, 64, 128, 24576, 0.58),
+    tile(32, 32, 64, 96, 16384, 0.45),
 ];
 /// sm_90 TF32 tiles (tile K 32, 3 stages: smem = 3 * (tm + tn) * 32 * 4 bytes).
-const SM90_TILES: [Tile; 5] = [
+const SM90_TILES: [Tile; 6] = [
     tile(256, 128, 256, 168, 147456, 1.0),
     tile(128, 128, 128, 168, 98304, 0.95),
     tile(128, 64, 128, 154, 73728, 0.86),
     tile(64, 64, 128, 128, 49152, 0.72),
     tile(64, 32, 128, 90, 36864, 0.58),
+    tile(32, 32, 64, 96, 24576, 0.45),
 ];
-const SPLITS: [u64; 10] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32];
+/// Split-K factors the heuristic tries (weight gradients reduce over batch x pixels and
+/// split much further than forward GEMMs).
+const SPLITS: [u64; 18] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512];
 
 /// Builds a trace's op records: costs kernels, assigns host gaps.
 pub(crate) struct Emitter<'d> {
@@ -333,11 +349,7 @@ impl<'d> Emitter<'d> {
 
     /// The pipe convolutions compute on.
     pub fn conv_pipe(&self) -> Pipe {
-        if self.tensor_convs {
-            Pipe::Tf32
-        } else {
-            Pipe::Fp32
-        }
+        if self.tensor_convs { Pipe::Tf32 } else { Pipe::Fp32 }
     }
 
     /// Starts a framework op: its first kernel gets the op's host cost, later ones a launch.
@@ -374,13 +386,12 @@ impl<'d> Emitter<'d> {
     fn fit(&self, mut s: Spec) -> Spec {
         let sm = &self.dev.sm;
         s.regs = s.regs.min(sm.max_registers_per_thread);
-        let max_threads = sm.max_threads.min(1024).max(32);
+        let max_threads = sm.max_threads.clamp(32, 1024);
         if s.block.count() > max_threads as u64 {
             s.block = Dim3::linear(max_threads);
         }
-        let max_smem = sm
-            .max_shared_mem_per_block
-            .min(sm.shared_mem_bytes.saturating_sub(sm.reserved_shared_mem_per_block));
+        let max_smem =
+            sm.max_shared_mem_per_block.min(sm.shared_mem_bytes.saturating_sub(sm.reserved_shared_mem_per_block));
         s.smem = s.smem.min(max_smem);
         while occupancy(sm, s.block.count() as u32, s.regs, s.smem).blocks_per_sm == 0 {
             if s.smem > 0 {
@@ -398,9 +409,7 @@ impl<'d> Emitter<'d> {
     pub fn time(&self, s: &Spec) -> Timing {
         let dev = self.dev;
         let threads = s.block.count().max(1) as f64;
-        let bps = occupancy(&dev.sm, threads as u32, s.regs, s.smem)
-            .blocks_per_sm
-            .max(1);
+        let bps = occupancy(&dev.sm, threads as u32, s.regs, s.smem).blocks_per_sm.max(1);
         let blocks = s.grid.count().max(1) as f64;
         let sms = dev.sm_count.max(1) as f64;
         let u = blocks / (sms * (blocks / sms).ceil());
@@ -408,11 +417,10 @@ impl<'d> Emitter<'d> {
             Pipe::Fp32 => dev.peak_fp32_tflops,
             Pipe::Tf32 => dev.peak_tf32_tflops,
         } * 1e12;
-        let t_c = if s.exec_flops > 0.0 {
-            s.exec_flops / (peak * s.eff.clamp(1e-3, 1.0) * u) * 1e9
-        } else {
-            0.0
-        };
+        // Too few resident warps cannot keep an SM's pipes busy.
+        let warps = (threads / 32.0).ceil() * (bps as f64).min((blocks / sms).ceil());
+        let occ = (warps / s.pipe.saturating_warps()).min(1.0);
+        let t_c = if s.exec_flops > 0.0 { s.exec_flops / (peak * s.eff.clamp(1e-3, 1.0) * u * occ) * 1e9 } else { 0.0 };
         let (eff_m, inflight, issue) = s.mem.params();
         let bw = dev.dram_bandwidth_gbs * 1e9;
         let resident = blocks.min(bps as f64 * sms) * threads;
@@ -439,18 +447,8 @@ impl<'d> Emitter<'d> {
         let ai = (s.bytes > 0.0).then(|| s.flops / s.bytes);
         let sm_pct = round2(t.sm_pct);
         let dram_pct = round2(t.dram_pct);
-        let class = KernelClass::classify(
-            ai,
-            self.dev.roofline_knee(),
-            Some(sm_pct),
-            Some(dram_pct),
-        );
-        let mut r = OpRecord::kernel(
-            s.name,
-            t.ns.round() as u64,
-            sm_needed(blocks, t.blocks_per_sm),
-            class,
-        );
+        let class = KernelClass::classify(ai, self.dev.roofline_knee(), Some(sm_pct), Some(dram_pct));
+        let mut r = OpRecord::kernel(s.name, t.ns.round() as u64, sm_needed(blocks, t.blocks_per_sm), class);
         r.grid = Some(s.grid);
         r.block = Some(s.block);
         r.registers_per_thread = Some(s.regs);
@@ -473,13 +471,8 @@ impl<'d> Emitter<'d> {
         };
         let gap = self.take_gap();
         let ns = COPY_OVERHEAD_NS + bytes as f64 / (bw * 1e9) * 1e9;
-        let mut r = OpRecord::new(
-            kind,
-            format!("[CUDA memcpy {dir}] {label}"),
-            ns.round() as u64,
-            0,
-            KernelClass::Unknown,
-        );
+        let mut r =
+            OpRecord::new(kind, format!("[CUDA memcpy {dir}] {label}"), ns.round() as u64, 0, KernelClass::Unknown);
         r.bytes = Some(bytes as f64);
         r.copy_bytes = Some(bytes);
         r.host_gap_ns = Some(gap);
@@ -490,13 +483,7 @@ impl<'d> Emitter<'d> {
     pub fn sync(&mut self) {
         self.begin(Host::Ns(SYNC_HOST_NS));
         let gap = self.take_gap();
-        let mut r = OpRecord::new(
-            OpKind::Sync,
-            "cudaStreamSynchronize",
-            0,
-            0,
-            KernelClass::Unknown,
-        );
+        let mut r = OpRecord::new(OpKind::Sync, "cudaStreamSynchronize", 0, 0, KernelClass::Unknown);
         r.host_gap_ns = Some(gap);
         self.ops.push(r);
     }
@@ -507,9 +494,8 @@ impl<'d> Emitter<'d> {
     /// arity>>`: 128 threads, 512 elements per block) over `elems` outputs that moves `tensors`
     /// full-size fp32 tensors plus `extra` bytes.
     pub fn ew(&mut self, functor: &str, arity: u32, elems: u64, tensors: f64, extra: f64) {
-        let name = format!(
-            "void at::native::vectorized_elementwise_kernel<4, {functor}, at::detail::Array<char*, {arity}> >"
-        );
+        let name =
+            format!("void at::native::vectorized_elementwise_kernel<4, {functor}, at::detail::Array<char*, {arity}> >");
         let bytes = elems as f64 * 4.0 * tensors + extra;
         self.kernel(Spec::mem(name, cdiv(elems, 512), 128, bytes, elems as f64, Mem::Stream).with_regs(20));
     }
@@ -535,25 +521,16 @@ impl<'d> Emitter<'d> {
     /// `torch.cat` into `elems` elements from `inputs` tensors.
     pub fn cat(&mut self, elems: u64, inputs: u32) {
         let blocks = cdiv(elems, 512 * 4).min(self.dev.sm_count as u64 * 2).max(1);
-        let s = Spec::mem(
-            names::CAT.to_string(),
-            blocks,
-            128,
-            elems as f64 * 8.0,
-            0.0,
-            Mem::Strided,
-        )
-        .with_grid(Dim3::new(clamp_u32(blocks), inputs.max(1), 1))
-        .with_regs(32);
+        let s = Spec::mem(names::CAT.to_string(), blocks, 128, elems as f64 * 8.0, 0.0, Mem::Strided)
+            .with_grid(Dim3::new(clamp_u32(blocks), inputs.max(1), 1))
+            .with_regs(32);
         self.kernel(s);
     }
 
     /// A `reduce_kernel<512, 1, ...>` reducing `in_elems` to `out_elems`.
     pub fn reduce(&mut self, ops: &str, in_elems: u64, out_elems: u64) {
         let out = out_elems.max(1);
-        let blocks = cdiv(out, 16)
-            .max(cdiv(in_elems, 8192).min(self.dev.sm_count as u64 * 4))
-            .max(1);
+        let blocks = cdiv(out, 16).max(cdiv(in_elems, 8192).min(self.dev.sm_count as u64 * 4)).max(1);
         let threads = if in_elems / out >= 32 { 512 } else { 128 };
         let name = format!(
             "void at::native::reduce_kernel<{threads}, 1, at::native::ReduceOp<float, {ops}, unsigned int, float, 4> >"
@@ -581,11 +558,9 @@ impl<'d> Emitter<'d> {
         {
             // Matrix-vector-like: cuBLAS's gemv kernels, bound by reading the big operand.
             let big = g.m.max(g.n);
-            let s = Spec {
-                eff: 0.5,
-                ..Spec::mem(names::GEMV.to_string(), cdiv(big, 4), 128, g.bytes, flops, Mem::Stream)
-            }
-            .with_regs(40);
+            let s =
+                Spec { eff: 0.5, ..Spec::mem(names::GEMV.to_string(), cdiv(big, 4), 128, g.bytes, flops, Mem::Stream) }
+                    .with_regs(40);
             self.kernel(s);
             return;
         }
@@ -594,16 +569,17 @@ impl<'d> Emitter<'d> {
             (Pipe::Tf32, Arch::Ampere) => &SM80_TILES,
             (Pipe::Tf32, Arch::Hopper) => &SM90_TILES,
         };
-        let min_kk = match g.op {
-            GemmOp::Wgrad(_) => 128,
-            _ => 64,
+        // Smallest K per split, and the most blocks a split may create (per SM).
+        let (min_kk, max_blocks_per_sm) = match g.op {
+            GemmOp::Wgrad(_) => (128, 32),
+            _ => (64, 8),
         };
-        let mut best: Option<(f64, Spec, Option<Spec>)> = None;
+        let mut best: Option<(f64, Tile, u64, Spec, Option<Spec>)> = None;
         for t in tiles {
             let tiles_mn = cdiv(g.m, t.tm) * cdiv(g.n, t.tn) * g.batch;
             for &s in &SPLITS {
-                if s > 1 && (g.k / s < min_kk || tiles_mn * s > 8 * self.dev.sm_count as u64) {
-                    continue;
+                if s > 1 && (g.k / s < min_kk || tiles_mn * s > max_blocks_per_sm * self.dev.sm_count as u64) {
+                    break;
                 }
                 let (main, reduce) = self.gemm_specs(&g, t, s, flops);
                 let main = self.fit(main);
@@ -613,11 +589,12 @@ impl<'d> Emitter<'d> {
                     ns += self.time(&r).ns;
                 }
                 if best.as_ref().is_none_or(|b| ns < b.0 * 0.999) {
-                    best = Some((ns, main, reduce));
+                    best = Some((ns, *t, s, main, reduce));
                 }
             }
         }
-        let (_, main, reduce) = best.expect("at least one tile");
+        let (_, t, s, mut main, reduce) = best.expect("at least one tile");
+        main.name = self.gemm_name(&g, &t, s);
         self.kernel(main);
         if let Some(r) = reduce {
             self.kernel(r);
@@ -628,14 +605,9 @@ impl<'d> Emitter<'d> {
         let (gm, gn) = (cdiv(g.m, t.tm), cdiv(g.n, t.tn));
         let kk = g.k.div_ceil(s) as f64;
         let exec = 2.0 * (gm * t.tm * gn * t.tn * g.k * g.batch) as f64;
-        let partial_bytes = if s > 1 {
-            (g.m * g.n * g.batch * s) as f64 * 4.0
-        } else {
-            0.0
-        };
-        let name = self.gemm_name(g, t, s);
+        let partial_bytes = if s > 1 { (g.m * g.n * g.batch * s) as f64 * 4.0 } else { 0.0 };
         let main = Spec {
-            name,
+            name: String::new(),
             grid: Dim3::new(clamp_u32(gn), clamp_u32(gm), clamp_u32(g.batch * s)),
             block: Dim3::linear(t.threads),
             regs: t.regs,
@@ -646,7 +618,7 @@ impl<'d> Emitter<'d> {
             pipe: g.pipe,
             eff: g.pipe.max_eff() * t.eff * kk / (kk + GEMM_K0),
             mem: Mem::Tile,
-            overhead_ns: 1500.0,
+            overhead_ns: GEMM_KERNEL_OVERHEAD_NS,
         };
         let reduce = (s > 1 && matches!(g.op, GemmOp::Blas(_))).then(|| {
             let elems = g.m * g.n * g.batch;
@@ -711,17 +683,9 @@ impl<'d> Emitter<'d> {
     /// cuDNN's NCHW <-> NHWC layout transform of `elems` elements (`n` images of `c` channels).
     pub fn layout_transform(&mut self, to_nhwc: bool, n: u64, c: u64, elems: u64) {
         let hw = elems / (n * c).max(1);
-        let name = if to_nhwc {
-            names::NCHW_TO_NHWC
-        } else {
-            names::NHWC_TO_NCHW
-        };
+        let name = if to_nhwc { names::NCHW_TO_NHWC } else { names::NHWC_TO_NCHW };
         let s = Spec::mem(name.to_string(), 1, 256, elems as f64 * 8.0, 0.0, Mem::Strided)
-            .with_grid(Dim3::new(
-                clamp_u32(cdiv(hw, 32)),
-                clamp_u32(cdiv(c, 32)),
-                clamp_u32(n),
-            ))
+            .with_grid(Dim3::new(clamp_u32(cdiv(hw, 32)), clamp_u32(cdiv(c, 32)), clamp_u32(n)))
             .with_block(Dim3::new(32, 8, 1))
             .with_regs(24)
             .with_smem(32 * 33 * 4);
@@ -742,11 +706,14 @@ pub(crate) mod names {
     pub const ADD_SELF_LONG: &str = "at::native::CUDAFunctorOnSelf_add<long>";
     pub const ADD_SCALAR: &str = "at::native::CUDAFunctorOnSelf_add<float>";
     pub const MUL: &str = "at::native::binary_internal::MulFunctor<float>";
-    pub const MUL_SCALAR: &str = "at::native::AUnaryFunctor<float, float, float, at::native::binary_internal::MulFunctor<float> >";
+    pub const MUL_SCALAR: &str =
+        "at::native::AUnaryFunctor<float, float, float, at::native::binary_internal::MulFunctor<float> >";
     pub const DIV: &str = "at::native::binary_internal::DivFunctor<float>";
-    pub const DIV_SCALAR: &str = "at::native::BUnaryFunctor<float, float, float, at::native::binary_internal::DivFunctor<float> >";
+    pub const DIV_SCALAR: &str =
+        "at::native::BUnaryFunctor<float, float, float, at::native::binary_internal::DivFunctor<float> >";
     pub const RSUB: &str = "at::native::AUnaryFunctor<float, float, float, at::native::CUDAFunctor_add<float> >";
-    pub const NEG: &str = "at::native::neg_kernel_cuda(at::TensorIteratorBase&)::{lambda()#2}::operator()() const::{lambda(float)#1}";
+    pub const NEG: &str =
+        "at::native::neg_kernel_cuda(at::TensorIteratorBase&)::{lambda()#2}::operator()() const::{lambda(float)#1}";
     pub const RELU: &str = "at::native::(anonymous namespace)::launch_clamp_scalar(at::TensorIteratorBase&, c10::Scalar, c10::Scalar, at::native::detail::ClampLimits)::{lambda()#1}::operator()() const::{lambda(float)#1}";
     pub const CLAMP_LONG: &str = "at::native::(anonymous namespace)::launch_clamp_scalar(at::TensorIteratorBase&, c10::Scalar, c10::Scalar, at::native::detail::ClampLimits)::{lambda()#1}::operator()() const::{lambda(long)#1}";
     pub const THRESHOLD_BW: &str = "at::native::(anonymous namespace)::threshold_kernel_impl<float>(at::TensorIteratorBase&, float, float)::{lambda(float, float)#1}";
@@ -754,42 +721,57 @@ pub(crate) mod names {
     pub const GELU: &str = "at::native::GeluCUDAKernelImpl(at::TensorIteratorBase&, at::native::GeluType)::{lambda()#2}::operator()() const::{lambda(float)#1}";
     pub const GELU_BW: &str = "at::native::GeluBackwardCUDAKernelImpl(at::TensorIteratorBase&, at::native::GeluType)::{lambda()#2}::operator()() const::{lambda(float, float)#1}";
     pub const POW: &str = "at::native::(anonymous namespace)::pow_tensor_scalar_kernel_impl<float, float>(at::TensorIteratorBase&, float)::{lambda(float)#2}";
-    pub const SQRT: &str = "at::native::sqrt_kernel_cuda(at::TensorIteratorBase&)::{lambda()#2}::operator()() const::{lambda(float)#1}";
-    pub const ERF: &str = "at::native::erf_kernel_cuda(at::TensorIteratorBase&)::{lambda()#1}::operator()() const::{lambda(float)#1}";
-    pub const EXP: &str = "at::native::exp_kernel_cuda(at::TensorIteratorBase&)::{lambda()#2}::operator()() const::{lambda(float)#1}";
-    pub const SIN: &str = "at::native::sin_kernel_cuda(at::TensorIteratorBase&)::{lambda()#2}::operator()() const::{lambda(float)#1}";
+    pub const SQRT: &str =
+        "at::native::sqrt_kernel_cuda(at::TensorIteratorBase&)::{lambda()#2}::operator()() const::{lambda(float)#1}";
+    pub const ERF: &str =
+        "at::native::erf_kernel_cuda(at::TensorIteratorBase&)::{lambda()#1}::operator()() const::{lambda(float)#1}";
+    pub const EXP: &str =
+        "at::native::exp_kernel_cuda(at::TensorIteratorBase&)::{lambda()#2}::operator()() const::{lambda(float)#1}";
+    pub const SIN: &str =
+        "at::native::sin_kernel_cuda(at::TensorIteratorBase&)::{lambda()#2}::operator()() const::{lambda(float)#1}";
     pub const COMPARE: &str = "at::native::(anonymous namespace)::compare_scalar_kernel<long>(at::TensorIteratorBase&, at::native::(anonymous namespace)::OpType, long)::{lambda(long)#1}";
     pub const ARANGE: &str = "void (anonymous namespace)::elementwise_kernel_with_index<int, at::native::arange_cuda_out(c10::Scalar const&, c10::Scalar const&, c10::Scalar const&, at::Tensor&)::{lambda()#1}::operator()() const::{lambda()#4}::operator()() const::{lambda(long)#1}>";
     pub const TRIU: &str = "void at::native::triu_tril_kernel<float, int, true, 4, true>";
     pub const MASKED_FILL: &str = "at::native::gpu_kernel_impl_nocast<at::native::(anonymous namespace)::masked_fill_kernel(at::TensorIterator&, c10::Scalar const&)::{lambda()#1}::operator()() const::{lambda()#10}::operator()() const::{lambda(float, bool)#1}>";
     pub const MASKED_SCALE: &str = "at::native::(anonymous namespace)::masked_scale_kernel<bool, float, float>(at::Tensor&, at::Tensor const&, at::Tensor const&, float)::{lambda(float, bool)#1}";
-    pub const DROPOUT: &str = "void at::native::(anonymous namespace)::fused_dropout_kernel_vec<float, float, unsigned int, 1, 4, bool>";
+    pub const DROPOUT: &str =
+        "void at::native::(anonymous namespace)::fused_dropout_kernel_vec<float, float, unsigned int, 1, 4, bool>";
     pub const MEAN_OPS: &str = "at::native::MeanOps<float, float, float, float>";
     pub const SUM_OPS: &str = "at::native::func_wrapper_t<float, at::native::sum_functor<float, float, float>::operator()(at::TensorIterator&)::{lambda(float, float)#1}>";
     pub const CAT: &str = "void at::native::(anonymous namespace)::CatArrayBatchedCopy<at::native::(anonymous namespace)::OpaqueType<4u>, unsigned int, 2, 128, 1>";
     pub const GEMV: &str = "void gemv2T_kernel_val<int, int, float, float, float, float, 128, 16, 4, 4, false, false>";
-    pub const SPLITK_REDUCE: &str = "void cublasLt::splitKreduce_kernel<32, 16, int, float, float, float, float, true, false, false>";
-    pub const NCHW_TO_NHWC: &str = "void cudnn::ops::nchwToNhwcKernel<float, float, float, false, true, (cudnnKernelDataType_t)2>";
-    pub const NHWC_TO_NCHW: &str = "void cudnn::ops::nhwcToNchwKernel<float, float, float, true, false, (cudnnKernelDataType_t)0>";
+    pub const SPLITK_REDUCE: &str =
+        "void cublasLt::splitKreduce_kernel<32, 16, int, float, float, float, float, true, false, false>";
+    pub const NCHW_TO_NHWC: &str =
+        "void cudnn::ops::nchwToNhwcKernel<float, float, float, false, true, (cudnnKernelDataType_t)2>";
+    pub const NHWC_TO_NCHW: &str =
+        "void cudnn::ops::nhwcToNchwKernel<float, float, float, true, false, (cudnnKernelDataType_t)0>";
     pub const BN_FW_INF: &str = "void cudnn::bn_fw_inf_1C11_kernel_NCHW<float, float, true, 1>";
     pub const BN_FW_TR: &str = "void cudnn::bn_fw_tr_1C11_kernel_NCHW<float, float, int, 512, true, 1, true>";
     pub const BN_BW: &str = "void cudnn::bn_bw_1C11_kernel_new<float, float, float2, 512, true, 1, true>";
     pub const MAXPOOL_FW: &str = "void at::native::(anonymous namespace)::max_pool_forward_nchw<float, float>";
     pub const MAXPOOL_BW: &str = "void at::native::(anonymous namespace)::max_pool_backward_nchw<float, float>";
     pub const LAYER_NORM: &str = "void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<float, float>";
-    pub const LAYER_NORM_BW_INPUT: &str = "void at::native::(anonymous namespace)::layer_norm_grad_input_kernel_vectorized<float, float>";
-    pub const LAYER_NORM_BW_GAMMA: &str = "void at::native::(anonymous namespace)::GammaBetaBackwardCUDAKernel_32x32<float, float>";
-    pub const INDEX_SELECT: &str = "void at::native::(anonymous namespace)::indexSelectLargeIndex<float, long, unsigned int, 2, 2, -2, true>";
+    pub const LAYER_NORM_BW_INPUT: &str =
+        "void at::native::(anonymous namespace)::layer_norm_grad_input_kernel_vectorized<float, float>";
+    pub const LAYER_NORM_BW_GAMMA: &str =
+        "void at::native::(anonymous namespace)::GammaBetaBackwardCUDAKernel_32x32<float, float>";
+    pub const INDEX_SELECT: &str =
+        "void at::native::(anonymous namespace)::indexSelectLargeIndex<float, long, unsigned int, 2, 2, -2, true>";
     pub const INDEX_ADD: &str = "void at::native::(anonymous namespace)::indexFuncLargeIndex<float, long, unsigned int, 2, 2, -2, true, at::native::(anonymous namespace)::ReduceAdd>";
-    pub const EMB_BW_FEATURE: &str = "void at::native::(anonymous namespace)::embedding_backward_feature_kernel<float, float, long>";
+    pub const EMB_BW_FEATURE: &str =
+        "void at::native::(anonymous namespace)::embedding_backward_feature_kernel<float, float, long>";
     pub const GATHER: &str = "void at::native::_scatter_gather_elementwise_kernel<128, 4, at::native::_cuda_scatter_gather_internal_kernel<false, float>::operator()<at::native::TensorAssign>(at::TensorIterator&, long, long, long, at::native::TensorAssign const&)::{lambda(int)#1}>";
     pub const SCATTER_ADD: &str = "void at::native::_scatter_gather_elementwise_kernel<128, 4, at::native::_cuda_scatter_gather_internal_kernel<true, float>::operator()<at::native::ReduceAdd>(at::TensorIterator&, long, long, long, at::native::ReduceAdd const&)::{lambda(int)#1}>";
     pub const INDEX_COPY: &str = "void at::native::index_elementwise_kernel<128, 4, at::native::gpu_index_kernel<at::native::index_copy_kernel_impl<at::native::OpaqueType<4> >(at::TensorIterator&, long, long, long)::{lambda(char*, char const*, long)#1}>(at::TensorIteratorBase&, c10::ArrayRef<long>, c10::ArrayRef<long>, at::native::index_copy_kernel_impl<at::native::OpaqueType<4> >(at::TensorIterator&, long, long, long)::{lambda(char*, char const*, long)#1} const&)::{lambda(int)#1}>";
-    pub const NLL_FW: &str = "void at::native::(anonymous namespace)::nll_loss_forward_reduce_cuda_kernel_2d<float, float, long>";
-    pub const NLL_BW: &str = "void at::native::(anonymous namespace)::nll_loss_backward_reduce_cuda_kernel_2d<float, long>";
+    pub const NLL_FW: &str =
+        "void at::native::(anonymous namespace)::nll_loss_forward_reduce_cuda_kernel_2d<float, float, long>";
+    pub const NLL_BW: &str =
+        "void at::native::(anonymous namespace)::nll_loss_backward_reduce_cuda_kernel_2d<float, long>";
     pub const CUB_REDUCE: &str = "void at_cuda_detail::cub::DeviceReduceKernel<at_cuda_detail::cub::DeviceReducePolicy<int, int, at_cuda_detail::cub::Sum>::Policy600, at_cuda_detail::cub::TransformInputIterator<bool, at::native::(anonymous namespace)::NonZeroOp<bool>, bool*, long>, int, at_cuda_detail::cub::Sum>";
     pub const CUB_REDUCE_TILE: &str = "void at_cuda_detail::cub::DeviceReduceSingleTileKernel<at_cuda_detail::cub::DeviceReducePolicy<int, int, at_cuda_detail::cub::Sum>::Policy600, int*, int*, int, at_cuda_detail::cub::Sum, int>";
-    pub const CUB_COMPACT_INIT: &str = "void at_cuda_detail::cub::DeviceCompactInitKernel<at_cuda_detail::cub::ScanTileState<int, true>, int*>";
+    pub const CUB_COMPACT_INIT: &str =
+        "void at_cuda_detail::cub::DeviceCompactInitKernel<at_cuda_detail::cub::ScanTileState<int, true>, int*>";
     pub const CUB_SELECT: &str = "void at_cuda_detail::cub::DeviceSelectSweepKernel<at_cuda_detail::cub::DispatchSelectIf<at_cuda_detail::cub::CountingInputIterator<long, long>, at_cuda_detail::cub::TransformInputIterator<bool, at::native::(anonymous namespace)::NonZeroOp<bool>, bool*, long>, long*, int*, at_cuda_detail::cub::NullType, at_cuda_detail::cub::NullType, int, false>::PtxSelectIfPolicyT, at_cuda_detail::cub::CountingInputIterator<long, long>, at_cuda_detail::cub::TransformInputIterator<bool, at::native::(anonymous namespace)::NonZeroOp<bool>, bool*, long>, long*, int*, at_cuda_detail::cub::ScanTileState<int, true>, at_cuda_detail::cub::NullType, at_cuda_detail::cub::NullType, int, false>";
     pub const WRITE_INDICES: &str = "void at::native::(anonymous namespace)::write_indices<long, 2>";
     pub const RADIX_SORT_HIST: &str = "void at_cuda_detail::cub::DeviceRadixSortHistogramKernel<at_cuda_detail::cub::DeviceRadixSortPolicy<long, long, unsigned int>::Policy800, false, long, unsigned int>";

@@ -36,26 +36,12 @@ pub(crate) struct Conv {
 impl Conv {
     /// A dense convolution of `n x c x h x w` to `k` channels.
     pub fn new(n: u64, c: u64, hw: u64, k: u64, r: u64, stride: u64) -> Conv {
-        Conv {
-            n,
-            c,
-            h: hw,
-            w: hw,
-            k,
-            r,
-            stride,
-            pad: r / 2,
-            groups: 1,
-            input_grad: true,
-        }
+        Conv { n, c, h: hw, w: hw, k, r, stride, pad: r / 2, groups: 1, input_grad: true }
     }
 
     /// A depthwise convolution (groups = channels).
     pub fn depthwise(n: u64, c: u64, hw: u64, r: u64, stride: u64) -> Conv {
-        Conv {
-            groups: c,
-            ..Conv::new(n, c, hw, c, r, stride)
-        }
+        Conv { groups: c, ..Conv::new(n, c, hw, c, r, stride) }
     }
 
     /// Output height.
@@ -159,21 +145,6 @@ pub(crate) enum NoGradPw {
     Compare,
     /// `triu` of a mask.
     Triu,
-}
-
-impl Pw {
-    /// Full-size tensors the forward kernel reads (besides a broadcast operand).
-    pub fn reads(self) -> f64 {
-        match self {
-            Pw::Add | Pw::Mul => 2.0,
-            _ => 1.0,
-        }
-    }
-
-    /// The tensor the op produces needs a gradient.
-    pub fn has_grad(self) -> bool {
-        !matches!(self, Pw::NoGrad(_))
-    }
 }
 
 /// One framework-level op of the forward pass.
@@ -343,18 +314,8 @@ impl Op {
         match *self {
             Op::Conv(c) => vec![c.weight_elems()],
             Op::BatchNorm { c, .. } => vec![c, c],
-            Op::Pw {
-                f: Pw::AddParam | Pw::MulParam,
-                small,
-                ..
-            } => vec![small],
-            Op::Linear {
-                inf,
-                outf,
-                bias,
-                slice_of,
-                ..
-            } => {
+            Op::Pw { f: Pw::AddParam | Pw::MulParam, small, .. } => vec![small],
+            Op::Linear { inf, outf, bias, slice_of, .. } => {
                 let mut v = Vec::new();
                 if slice_of.is_none() {
                     v.push(inf * outf);
@@ -420,23 +381,12 @@ impl Net {
 
     /// Appends a `nn.Linear`.
     pub fn linear(&mut self, rows: u64, inf: u64, outf: u64, bias: bool) {
-        self.push(Op::Linear {
-            rows,
-            inf,
-            outf,
-            bias,
-            input_grad: true,
-            slice_of: None,
-        });
+        self.push(Op::Linear { rows, inf, outf, bias, input_grad: true, slice_of: None });
     }
 
     /// Appends a contiguous copy that carries a gradient.
     pub fn copy(&mut self, elems: u64) {
-        self.push(Op::Copy {
-            elems,
-            cat: false,
-            grad: true,
-        });
+        self.push(Op::Copy { elems, cat: false, grad: true });
     }
 
     /// All parameter tensors (element counts), in registration order.

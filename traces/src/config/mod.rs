@@ -34,12 +34,7 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// Options for a device, with seed 0 and the default warm-up.
     pub fn new(device: DeviceSpec, device_source: impl Into<String>) -> Self {
-        LoadOptions {
-            device,
-            device_source: device_source.into(),
-            seed: 0,
-            warmup: DEFAULT_WARMUP,
-        }
+        LoadOptions { device, device_source: device_source.into(), seed: 0, warmup: DEFAULT_WARMUP }
     }
 
     /// Options for a built-in device preset (`v100`, `a100`, `h100`), with seed 0 and the
@@ -169,20 +164,13 @@ pub(crate) fn base_dir(file: &Path) -> PathBuf {
 /// A path named in a file, taken relative to the file's folder unless absolute.
 pub(crate) fn resolve(base: &Path, raw: &str) -> PathBuf {
     let p = Path::new(raw);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.join(p)
-    }
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
 }
 
 /// A referenced file that must exist; the error names `at` (the referring file and field).
 pub(crate) fn existing(base: &Path, raw: &str, at: &Location, what: &str) -> Result<PathBuf> {
     if raw.trim().is_empty() {
-        return Err(TraceError::invalid(
-            at.clone(),
-            format!("the {what} path is empty"),
-        ));
+        return Err(TraceError::invalid(at.clone(), format!("the {what} path is empty")));
     }
     let path = resolve(base, raw);
     if !path.is_file() {
@@ -191,15 +179,8 @@ pub(crate) fn existing(base: &Path, raw: &str, at: &Location, what: &str) -> Res
         } else {
             " (relative paths are taken from the folder of the file naming them)"
         };
-        let state = if path.exists() {
-            "is not a file"
-        } else {
-            "does not exist"
-        };
-        return Err(TraceError::invalid(
-            at.clone(),
-            format!("{what} `{}` {state}{hint}", path.display()),
-        ));
+        let state = if path.exists() { "is not a file" } else { "does not exist" };
+        return Err(TraceError::invalid(at.clone(), format!("{what} `{}` {state}{hint}", path.display())));
     }
     Ok(path)
 }
@@ -229,19 +210,10 @@ pub(crate) fn read_inter_arrival_file(path: &Path) -> Result<Vec<f64>> {
     let origin = Location::file(path);
     if text.trim_start().starts_with('[') {
         let gaps: Vec<f64> = serde_json::from_str(&text).map_err(|e| {
-            TraceError::invalid(
-                origin
-                    .clone()
-                    .line(e.line() as u64)
-                    .field("inter_arrival_s"),
-                json_message(&e),
-            )
+            TraceError::invalid(origin.clone().line(e.line() as u64).field("inter_arrival_s"), json_message(&e))
         })?;
         if gaps.is_empty() {
-            return Err(TraceError::invalid(
-                origin.field("inter_arrival_s"),
-                "no inter-arrival times in the file",
-            ));
+            return Err(TraceError::invalid(origin.field("inter_arrival_s"), "no inter-arrival times in the file"));
         }
         Ok(gaps)
     } else {
@@ -251,9 +223,7 @@ pub(crate) fn read_inter_arrival_file(path: &Path) -> Result<Vec<f64>> {
 
 /// Checks a finished scenario; the error names the file.
 pub(crate) fn validated(scenario: Scenario, origin: &Location) -> Result<Scenario> {
-    scenario
-        .validate()
-        .map_err(|m| TraceError::invalid(origin.clone(), m))?;
+    scenario.validate().map_err(|m| TraceError::invalid(origin.clone(), m))?;
     Ok(scenario)
 }
 
@@ -274,19 +244,10 @@ mod tests {
     #[test]
     fn detects_config_formats() {
         let o = Location::file("c.json");
-        assert_eq!(
-            detect_config_format("// c\n[{}]", &o).unwrap(),
-            ConfigFormat::Orion
-        );
-        assert_eq!(
-            detect_config_format(" {\"clients\": []}", &o).unwrap(),
-            ConfigFormat::Scenario
-        );
+        assert_eq!(detect_config_format("// c\n[{}]", &o).unwrap(), ConfigFormat::Orion);
+        assert_eq!(detect_config_format(" {\"clients\": []}", &o).unwrap(), ConfigFormat::Scenario);
         let msg = detect_config_format("42", &o).unwrap_err().to_string();
-        assert!(
-            msg.starts_with("c.json: not an experiment description"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("c.json: not an experiment description"), "{msg}");
     }
 
     #[test]

@@ -80,14 +80,8 @@ pub fn parse_orion_config(text: &str, path: &Path, opts: &LoadOptions) -> Result
     let origin = Location::file(path);
     let text = super::strip_json_comments(text);
     let mut de = serde_json::Deserializer::from_str(&text);
-    let raw: Vec<RawClient> =
-        serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(&origin, e))?;
-    de.end().map_err(|e| {
-        TraceError::invalid(
-            origin.clone().line(e.line() as u64),
-            crate::format::json_message(&e),
-        )
-    })?;
+    let raw: Vec<RawClient> = serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(&origin, e))?;
+    de.end().map_err(|e| TraceError::invalid(origin.clone().line(e.line() as u64), crate::format::json_message(&e)))?;
     if raw.is_empty() {
         return Err(TraceError::invalid(origin, "the config lists no clients"));
     }
@@ -119,10 +113,7 @@ pub fn parse_orion_config(text: &str, path: &Path, opts: &LoadOptions) -> Result
         device: opts.device.clone(),
         device_source: opts.device_source.clone(),
         seed: opts.seed,
-        stop: Stop {
-            duration_ns: None,
-            requests: Some(hp.num_iters - warmup),
-        },
+        stop: Stop { duration_ns: None, requests: Some(hp.num_iters - warmup) },
         warmup: opts.warmup,
         policy: None,
         policy_params: BTreeMap::new(),
@@ -141,41 +132,22 @@ fn client(
     cache: &mut TraceCache,
 ) -> Result<ClientSpec> {
     let at = |field: &str| origin.clone().field(format!("[{i}].{field}"));
-    let model =
-        Model::from_str(&c.arch).map_err(|e| TraceError::invalid(at("arch"), e.to_string()))?;
+    let model = Model::from_str(&c.arch).map_err(|e| TraceError::invalid(at("arch"), e.to_string()))?;
     let label = format!("client {i} ({})", c.arch);
-    let kind = if c.args.train {
-        WorkKind::Training
-    } else {
-        WorkKind::Inference
-    };
+    let kind = if c.args.train { WorkKind::Training } else { WorkKind::Inference };
     if let Some(rps) = c.args.rps
         && !(rps.is_finite() && rps >= 0.0)
     {
         return Err(TraceError::invalid(
             at("args.rps"),
-            format!(
-                "{label}: rps is {rps}; it must be a non-negative number of requests per second"
-            ),
+            format!("{label}: rps is {rps}; it must be a non-negative number of requests per second"),
         ));
     }
     if c.num_iters == 0 {
-        return Err(TraceError::invalid(
-            at("num_iters"),
-            format!("{label}: num_iters must be at least 1"),
-        ));
+        return Err(TraceError::invalid(at("num_iters"), format!("{label}: num_iters must be at least 1")));
     }
 
-    let first = kernel_file(
-        &c.kernel_file,
-        "kernel_file",
-        c.num_kernels,
-        "num_kernels",
-        &label,
-        base,
-        &at,
-        cache,
-    )?;
+    let first = kernel_file(&c.kernel_file, "kernel_file", c.num_kernels, "num_kernels", &label, base, &at, cache)?;
     let additional = match c.additional_kernel_file.as_deref().map(str::trim) {
         Some(file) if !file.is_empty() => {
             let Some(count) = c.additional_num_kernels else {
@@ -210,27 +182,11 @@ fn client(
         None => (enrich(first), None),
     };
 
-    let arrival = if c.args.train {
-        ArrivalProcess::ClosedLoop
-    } else {
-        arrival(c, &label, base, &at)?
-    };
+    let arrival = if c.args.train { ArrivalProcess::ClosedLoop } else { arrival(c, &label, base, &at)? };
 
     let duplicate = all.iter().filter(|o| o.arch == c.arch).count() > 1;
-    let name = if duplicate {
-        format!("{}_{i}", c.arch)
-    } else {
-        c.arch.clone()
-    };
-    Ok(ClientSpec {
-        name,
-        role,
-        kind,
-        trace,
-        first_trace,
-        arrival,
-        max_requests: Some(c.num_iters),
-    })
+    let name = if duplicate { format!("{}_{i}", c.arch) } else { c.arch.clone() };
+    Ok(ClientSpec { name, role, kind, trace, first_trace, arrival, max_requests: Some(c.num_iters) })
 }
 
 /// Reads a kernel file named by `field` and checks its kernel count against `count_field`.
@@ -251,44 +207,24 @@ fn kernel_file(
     if kernels != count {
         return Err(TraceError::invalid(
             at(count_field),
-            format!(
-                "{label}: {count_field} is {count} but `{}` has {kernels} kernel rows",
-                path.display()
-            ),
+            format!("{label}: {count_field} is {count} but `{}` has {kernels} kernel rows", path.display()),
         ));
     }
     Ok(trace)
 }
 
 /// The arrival process of an inference client, Orion's way: `input_file`, else `rps`.
-fn arrival(
-    c: &RawClient,
-    label: &str,
-    base: &Path,
-    at: &dyn Fn(&str) -> Location,
-) -> Result<ArrivalProcess> {
+fn arrival(c: &RawClient, label: &str, base: &Path, at: &dyn Fn(&str) -> Location) -> Result<ArrivalProcess> {
     let input = c.args.input_file.as_deref().map(str::trim).unwrap_or("");
     let (process, field) = if !input.is_empty() {
-        let path = existing(
-            base,
-            input,
-            &at("args.input_file"),
-            &format!("{label}: input file"),
-        )?;
+        let path = existing(base, input, &at("args.input_file"), &format!("{label}: input file"))?;
         let gaps = read_inter_arrival_file(&path)?;
-        (
-            ArrivalProcess::Trace {
-                inter_arrival_s: gaps,
-            },
-            "args.input_file",
-        )
+        (ArrivalProcess::Trace { inter_arrival_s: gaps }, "args.input_file")
     } else {
         let Some(rps) = c.args.rps else {
             return Err(TraceError::invalid(
                 at("args.rps"),
-                format!(
-                    "{label}: an inference client needs `rps` (0 for closed loop) or `input_file`"
-                ),
+                format!("{label}: an inference client needs `rps` (0 for closed loop) or `input_file`"),
             ));
         };
         let p = if rps == 0.0 {
@@ -300,8 +236,6 @@ fn arrival(
         };
         (p, "args.rps")
     };
-    process
-        .validate()
-        .map_err(|(_, msg)| TraceError::invalid(at(field), format!("{label}: {msg}")))?;
+    process.validate().map_err(|(_, msg)| TraceError::invalid(at(field), format!("{label}: {msg}")))?;
     Ok(process)
 }

@@ -197,11 +197,8 @@ impl ScenarioFile {
     pub fn parse(text: &str, origin: &Location) -> Result<ScenarioFile> {
         let text = super::strip_json_comments(text);
         let mut de = serde_json::Deserializer::from_str(&text);
-        let file: ScenarioFile =
-            serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(origin, e))?;
-        de.end().map_err(|e| {
-            TraceError::invalid(origin.clone().line(e.line() as u64), json_message(&e))
-        })?;
+        let file: ScenarioFile = serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(origin, e))?;
+        de.end().map_err(|e| TraceError::invalid(origin.clone().line(e.line() as u64), json_message(&e)))?;
         Ok(file)
     }
 
@@ -223,8 +220,7 @@ impl ScenarioFile {
         let (device, device_source) = match &self.device {
             None => (opts.device.clone(), opts.device_source.clone()),
             Some(DeviceRef::Preset(p)) => {
-                let d = DeviceSpec::preset(p)
-                    .map_err(|e| TraceError::invalid(at("device"), e.to_string()))?;
+                let d = DeviceSpec::preset(p).map_err(|e| TraceError::invalid(at("device"), e.to_string()))?;
                 let source = format!("builtin:{}", d.name);
                 (d, source)
             }
@@ -234,50 +230,31 @@ impl ScenarioFile {
             }
         };
         if self.duration_ns == Some(0) {
-            return Err(TraceError::invalid(
-                at("duration"),
-                "the duration must be positive",
-            ));
+            return Err(TraceError::invalid(at("duration"), "the duration must be positive"));
         }
         if self.requests == Some(0) {
-            return Err(TraceError::invalid(
-                at("requests"),
-                "the request count must be at least 1",
-            ));
+            return Err(TraceError::invalid(at("requests"), "the request count must be at least 1"));
         }
         let stop = if self.duration_ns.is_none() && self.requests.is_none() {
             Stop::DEFAULT
         } else {
-            Stop {
-                duration_ns: self.duration_ns,
-                requests: self.requests,
-            }
+            Stop { duration_ns: self.duration_ns, requests: self.requests }
         };
         if self.clients.is_empty() {
-            return Err(TraceError::invalid(
-                at("clients"),
-                "the scenario has no clients",
-            ));
+            return Err(TraceError::invalid(at("clients"), "the scenario has no clients"));
         }
 
         let mut cache = TraceCache::default();
         let mut clients = Vec::with_capacity(self.clients.len());
         let mut hp: Option<usize> = None;
         for (i, entry) in self.clients.iter().enumerate() {
-            let spec = ClientResolver {
-                index: i,
-                origin: &origin,
-                base: &base,
-                device: &device,
-            }
-            .resolve(entry, &mut cache)?;
+            let spec = ClientResolver { index: i, origin: &origin, base: &base, device: &device }
+                .resolve(entry, &mut cache)?;
             if spec.role == Role::Hp {
                 if let Some(first) = hp {
                     return Err(TraceError::invalid(
                         at(&format!("clients[{i}].role")),
-                        format!(
-                            "clients[{first}] is already high-priority; at most one client may be"
-                        ),
+                        format!("clients[{first}] is already high-priority; at most one client may be"),
                     ));
                 }
                 hp = Some(i);
@@ -303,11 +280,7 @@ impl ScenarioFile {
 
 /// Gives clients without a `name` their default (model or trace name, with the client's index
 /// appended where two would clash) and checks that names are unique.
-fn name_clients(
-    entries: &[ClientEntry],
-    clients: &mut [ClientSpec],
-    origin: &Location,
-) -> Result<()> {
+fn name_clients(entries: &[ClientEntry], clients: &mut [ClientSpec], origin: &Location) -> Result<()> {
     for (i, e) in entries.iter().enumerate() {
         if let Some(n) = &e.name {
             if n.trim().is_empty() {
@@ -329,13 +302,8 @@ fn name_clients(
         if e.name.is_some() {
             continue;
         }
-        let clash = defaults
-            .iter()
-            .enumerate()
-            .any(|(j, d)| j != i && *d == defaults[i])
-            || entries
-                .iter()
-                .any(|o| o.name.as_deref() == Some(&defaults[i]));
+        let clash = defaults.iter().enumerate().any(|(j, d)| j != i && *d == defaults[i])
+            || entries.iter().any(|o| o.name.as_deref() == Some(&defaults[i]));
         if clash {
             c.name = format!("{}_{i}", defaults[i]);
         }
@@ -376,10 +344,7 @@ impl ClientResolver<'_> {
                 return Err(self.err("", "give either `model` or `trace`, not both"));
             }
             (None, None) => {
-                return Err(self.err(
-                    "",
-                    "give `model` (a built-in model) or `trace` (a trace file)",
-                ));
+                return Err(self.err("", "give `model` (a built-in model) or `trace` (a trace file)"));
             }
             (Some(m), None) => {
                 let model = Model::from_str(m).map_err(|err| self.err("model", err.to_string()))?;
@@ -395,17 +360,12 @@ impl ClientResolver<'_> {
             }
             (None, Some(t)) => {
                 if e.batch.is_some() {
-                    return Err(self.err(
-                        "batch",
-                        "`batch` applies to `model` only: a trace file fixes its batch size",
-                    ));
+                    return Err(self.err("batch", "`batch` applies to `model` only: a trace file fixes its batch size"));
                 }
                 let trace = self.read("trace", t, cache)?;
                 let kind = match (e.mode, trace.meta.mode) {
                     (Some(k), Some(m)) if k != m => {
-                        return Err(
-                            self.err("mode", format!("is {k}, but trace `{t}` is a {m} trace"))
-                        );
+                        return Err(self.err("mode", format!("is {k}, but trace `{t}` is a {m} trace")));
                     }
                     (Some(k), _) | (None, Some(k)) => k,
                     (None, None) => {
@@ -455,10 +415,7 @@ impl ClientResolver<'_> {
         let t = a.kind.as_str();
         let unused = |field: &str, present: bool| -> Result<()> {
             if present {
-                Err(self.err(
-                    &format!("arrival.{field}"),
-                    format!("not used by a `{t}` arrival"),
-                ))
+                Err(self.err(&format!("arrival.{field}"), format!("not used by a `{t}` arrival")))
             } else {
                 Ok(())
             }
@@ -469,10 +426,8 @@ impl ClientResolver<'_> {
                 unused("file", a.file.is_some())?;
                 unused("inter_arrival_s", a.inter_arrival_s.is_some())?;
                 let Some(rate) = a.rate else {
-                    return Err(self.err(
-                        "arrival.rate",
-                        format!("missing: a `{t}` arrival needs a rate in requests per second"),
-                    ));
+                    return Err(self
+                        .err("arrival.rate", format!("missing: a `{t}` arrival needs a rate in requests per second")));
                 };
                 if a.kind == ArrivalKind::Poisson {
                     ArrivalProcess::Poisson { rate }
@@ -484,28 +439,17 @@ impl ClientResolver<'_> {
                 unused("rate", a.rate.is_some())?;
                 match (&a.file, &a.inter_arrival_s) {
                     (Some(_), Some(_)) => {
-                        return Err(self.err(
-                            "arrival",
-                            "give either `file` or `inter_arrival_s`, not both",
-                        ));
+                        return Err(self.err("arrival", "give either `file` or `inter_arrival_s`, not both"));
                     }
                     (None, None) => {
-                        return Err(self.err(
-                            "arrival",
-                            "a `trace` arrival needs `file` or `inter_arrival_s`",
-                        ));
+                        return Err(self.err("arrival", "a `trace` arrival needs `file` or `inter_arrival_s`"));
                     }
                     (Some(f), None) => {
-                        let path =
-                            existing(self.base, f, &self.at("arrival.file"), "inter-arrival file")?;
+                        let path = existing(self.base, f, &self.at("arrival.file"), "inter-arrival file")?;
                         file_field = Some("arrival.file");
-                        ArrivalProcess::Trace {
-                            inter_arrival_s: read_inter_arrival_file(&path)?,
-                        }
+                        ArrivalProcess::Trace { inter_arrival_s: read_inter_arrival_file(&path)? }
                     }
-                    (None, Some(v)) => ArrivalProcess::Trace {
-                        inter_arrival_s: v.clone(),
-                    },
+                    (None, Some(v)) => ArrivalProcess::Trace { inter_arrival_s: v.clone() },
                 }
             }
             ArrivalKind::ClosedLoop => {
@@ -516,16 +460,11 @@ impl ClientResolver<'_> {
             }
         };
         process.validate().map_err(|(field, msg)| {
-            let f = file_field
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("arrival.{field}"));
+            let f = file_field.map(str::to_string).unwrap_or_else(|| format!("arrival.{field}"));
             self.err(&f, msg)
         })?;
         if kind == WorkKind::Training && process.is_open_loop() {
-            return Err(self.err(
-                "arrival",
-                format!("a training client runs closed loop, not {process}"),
-            ));
+            return Err(self.err("arrival", format!("a training client runs closed loop, not {process}")));
         }
         Ok(process)
     }
@@ -555,10 +494,7 @@ impl<'de> Deserialize<'de> for DeviceRef {
             fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<DeviceRef, E> {
                 Ok(DeviceRef::Preset(v.to_string()))
             }
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> std::result::Result<DeviceRef, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<DeviceRef, A::Error> {
                 let mut file = None;
                 while let Some(key) = map.next_key::<String>()? {
                     if key != "file" {
@@ -569,8 +505,7 @@ impl<'de> Deserialize<'de> for DeviceRef {
                     }
                     file = Some(map.next_value::<String>()?);
                 }
-                file.map(DeviceRef::File)
-                    .ok_or_else(|| de::Error::missing_field("file"))
+                file.map(DeviceRef::File).ok_or_else(|| de::Error::missing_field("file"))
             }
         }
         d.deserialize_any(V)

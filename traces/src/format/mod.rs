@@ -35,11 +35,7 @@ impl TraceFormat {
 
     /// The format [`write_trace`] uses for a path: JSON for a `.json` extension, else CSV.
     pub fn for_path(path: &Path) -> TraceFormat {
-        if has_json_extension(path) {
-            TraceFormat::NativeJson
-        } else {
-            TraceFormat::NativeCsv
-        }
+        if has_json_extension(path) { TraceFormat::NativeJson } else { TraceFormat::NativeCsv }
     }
 }
 
@@ -93,11 +89,7 @@ pub fn detect_format(text: &str, origin: &Location) -> Result<TraceFormat> {
     } else {
         Err(TraceError::invalid(
             origin.clone().line(preamble.lines as u64 + 1),
-            format!(
-                "`{}` is not a trace header; {}",
-                first.trim(),
-                accepted_headers()
-            ),
+            format!("`{}` is not a trace header; {}", first.trim(), accepted_headers()),
         ))
     }
 }
@@ -133,8 +125,7 @@ fn accepted_headers() -> String {
 }
 
 fn has_json_extension(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
 /// The text without a leading byte-order mark.
@@ -170,28 +161,17 @@ pub(crate) fn split_preamble(text: &str) -> Preamble<'_> {
         lines += 1;
         rest = next;
     }
-    Preamble {
-        comments,
-        lines,
-        rest,
-    }
+    Preamble { comments, lines, rest }
 }
 
 /// The stem of the file a location names, for naming traces.
 pub(crate) fn origin_stem(origin: &Location) -> Option<String> {
-    origin
-        .file
-        .as_ref()
-        .and_then(|f| f.file_stem())
-        .map(|s| s.to_string_lossy().into_owned())
+    origin.file.as_ref().and_then(|f| f.file_stem()).map(|s| s.to_string_lossy().into_owned())
 }
 
 /// Turns a JSON deserialisation error into a located error: line from serde_json, field path
 /// (e.g. `clients[1].arrival.rate`) from `serde_path_to_error`.
-pub(crate) fn json_error(
-    origin: &Location,
-    err: serde_path_to_error::Error<serde_json::Error>,
-) -> TraceError {
+pub(crate) fn json_error(origin: &Location, err: serde_path_to_error::Error<serde_json::Error>) -> TraceError {
     let path = err.path().to_string();
     let inner = err.into_inner();
     let mut loc = origin.clone();
@@ -258,10 +238,7 @@ mod tests {
             detect_format("# name: x\nkind,name,duration_ns,sm_needed,class\n", &o).unwrap(),
             TraceFormat::NativeCsv
         );
-        assert_eq!(
-            detect_format("  {\"format\": 1}", &o).unwrap(),
-            TraceFormat::NativeJson
-        );
+        assert_eq!(detect_format("  {\"format\": 1}", &o).unwrap(), TraceFormat::NativeJson);
     }
 
     #[test]
@@ -270,10 +247,7 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("dir/x.csv, line 2"), "{msg}");
         assert!(msg.contains("`foo,bar`"), "{msg}");
-        assert!(
-            msg.contains("Name,Profile,Memory_footprint,SM_usage,Duration"),
-            "{msg}"
-        );
+        assert!(msg.contains("Name,Profile,Memory_footprint,SM_usage,Duration"), "{msg}");
         assert!(msg.contains("kind,name,duration_ns"), "{msg}");
     }
 

@@ -48,15 +48,7 @@ const REQUIRED: usize = 5;
 pub const JSON_FORMAT: &str = "orion-rs-trace/1";
 
 /// Metadata keys with a field of their own in [`TraceMeta`].
-const META_KEYS: [&str; 7] = [
-    "name",
-    "model",
-    "mode",
-    "batch_size",
-    "device",
-    "source",
-    "update_start",
-];
+const META_KEYS: [&str; 7] = ["name", "model", "mode", "batch_size", "device", "source", "update_start"];
 
 /// Whether a CSV header line is the project's (it has a `kind` or `duration_ns` column).
 pub fn is_native_header(line: &str) -> bool {
@@ -81,10 +73,7 @@ pub fn parse_native_csv(text: &str, origin: Location) -> Result<Trace> {
         meta.name = origin_stem(&origin).unwrap_or_default();
     }
     let offset = pre.lines as u64;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(pre.rest.as_bytes());
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(pre.rest.as_bytes());
     let mut records = reader.records();
     let header_at = origin.clone().line(offset + 1);
     let header = match records.next() {
@@ -92,10 +81,7 @@ pub fn parse_native_csv(text: &str, origin: Location) -> Result<Trace> {
         None => {
             return Err(TraceError::invalid(
                 header_at,
-                format!(
-                    "no header row (expected columns from {})",
-                    NATIVE_COLUMNS.join(",")
-                ),
+                format!("no header row (expected columns from {})", NATIVE_COLUMNS.join(",")),
             ));
         }
     };
@@ -106,9 +92,7 @@ pub fn parse_native_csv(text: &str, origin: Location) -> Result<Trace> {
         if rec.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
-        let at = origin
-            .clone()
-            .line(offset + rec.position().map_or(0, |p| p.line()));
+        let at = origin.clone().line(offset + rec.position().map_or(0, |p| p.line()));
         if rec.len() != cols.len() {
             return Err(TraceError::invalid(
                 at,
@@ -127,9 +111,7 @@ pub fn parse_native_csv(text: &str, origin: Location) -> Result<Trace> {
 }
 
 fn has_key(pre: &Preamble<'_>, key: &str) -> bool {
-    pre.comments
-        .iter()
-        .any(|l| meta_line(l).is_some_and(|(k, _)| k == key))
+    pre.comments.iter().any(|l| meta_line(l).is_some_and(|(k, _)| k == key))
 }
 
 /// A `# key: value` line's key and value, or `None` for a plain comment or blank line.
@@ -141,10 +123,7 @@ fn meta_line(line: &str) -> Option<(&str, &str)> {
 }
 
 fn valid_key(key: &str) -> bool {
-    !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 fn parse_metadata(pre: &Preamble<'_>, origin: &Location) -> Result<TraceMeta> {
@@ -156,10 +135,7 @@ fn parse_metadata(pre: &Preamble<'_>, origin: &Location) -> Result<TraceMeta> {
         };
         let at = origin.clone().line(i as u64 + 1).field(key);
         if seen.contains(&key) {
-            return Err(TraceError::invalid(
-                at,
-                "the metadata key appears twice".to_string(),
-            ));
+            return Err(TraceError::invalid(at, "the metadata key appears twice".to_string()));
         }
         seen.push(key);
         let opt = |v: &str| (!v.is_empty()).then(|| v.to_string());
@@ -169,24 +145,24 @@ fn parse_metadata(pre: &Preamble<'_>, origin: &Location) -> Result<TraceMeta> {
             "device" => meta.device = opt(value),
             "mode" if value.is_empty() => {}
             "mode" => {
-                meta.mode = Some(
-                    WorkKind::from_str(value).map_err(|m| TraceError::invalid(at.clone(), m))?,
-                );
+                meta.mode = Some(WorkKind::from_str(value).map_err(|m| TraceError::invalid(at.clone(), m))?);
             }
             "batch_size" if value.is_empty() => {}
             "batch_size" => {
-                meta.batch_size = Some(value.parse::<u32>().map_err(|_| {
-                    TraceError::invalid(at.clone(), format!("`{value}` is not a batch size"))
-                })?);
+                meta.batch_size = Some(
+                    value
+                        .parse::<u32>()
+                        .map_err(|_| TraceError::invalid(at.clone(), format!("`{value}` is not a batch size")))?,
+                );
             }
-            "source" => {
-                meta.source = parse_source(value).map_err(|m| TraceError::invalid(at, m))?
-            }
+            "source" => meta.source = parse_source(value).map_err(|m| TraceError::invalid(at, m))?,
             "update_start" if value.is_empty() => {}
             "update_start" => {
-                meta.update_start = Some(value.parse::<usize>().map_err(|_| {
-                    TraceError::invalid(at.clone(), format!("`{value}` is not an op index"))
-                })?);
+                meta.update_start = Some(
+                    value
+                        .parse::<usize>()
+                        .map_err(|_| TraceError::invalid(at.clone(), format!("`{value}` is not an op index")))?,
+                );
             }
             _ => {
                 let k = key.strip_prefix("extra.").unwrap_or(key);
@@ -198,14 +174,10 @@ fn parse_metadata(pre: &Preamble<'_>, origin: &Location) -> Result<TraceMeta> {
 }
 
 fn parse_source(value: &str) -> std::result::Result<TraceSource, String> {
-    [
-        TraceSource::Analytic,
-        TraceSource::Measured,
-        TraceSource::File,
-    ]
-    .into_iter()
-    .find(|s| s.as_str().eq_ignore_ascii_case(value))
-    .ok_or_else(|| format!("unknown source `{value}` (expected analytic, measured or file)"))
+    [TraceSource::Analytic, TraceSource::Measured, TraceSource::File]
+        .into_iter()
+        .find(|s| s.as_str().eq_ignore_ascii_case(value))
+        .ok_or_else(|| format!("unknown source `{value}` (expected analytic, measured or file)"))
 }
 
 fn parse_header(header: &csv::StringRecord, at: &Location) -> Result<Vec<usize>> {
@@ -213,10 +185,7 @@ fn parse_header(header: &csv::StringRecord, at: &Location) -> Result<Vec<usize>>
     let mut unknown = Vec::new();
     for cell in header.iter() {
         let name = cell.trim();
-        match NATIVE_COLUMNS
-            .iter()
-            .position(|c| c.eq_ignore_ascii_case(name))
-        {
+        match NATIVE_COLUMNS.iter().position(|c| c.eq_ignore_ascii_case(name)) {
             Some(i) if cols.contains(&i) => {
                 return Err(TraceError::invalid(
                     at.clone(),
@@ -238,17 +207,12 @@ fn parse_header(header: &csv::StringRecord, at: &Location) -> Result<Vec<usize>>
             ),
         ));
     }
-    let missing: Vec<String> = (0..REQUIRED)
-        .filter(|i| !cols.contains(i))
-        .map(|i| format!("`{}`", NATIVE_COLUMNS[i]))
-        .collect();
+    let missing: Vec<String> =
+        (0..REQUIRED).filter(|i| !cols.contains(i)).map(|i| format!("`{}`", NATIVE_COLUMNS[i])).collect();
     if !missing.is_empty() {
         return Err(TraceError::invalid(
             at.clone(),
-            format!(
-                "the header lacks the required column(s) {}",
-                missing.join(", ")
-            ),
+            format!("the header lacks the required column(s) {}", missing.join(", ")),
         ));
     }
     Ok(cols)
@@ -274,17 +238,11 @@ fn parse_row(rec: &csv::StringRecord, cols: &[usize], at: &Location) -> Result<O
             "class" => op.class = KernelClass::from_str(value).map_err(bad)?,
             "grid" => op.grid = Some(Dim3::from_str(value).map_err(bad)?),
             "block" => op.block = Some(Dim3::from_str(value).map_err(bad)?),
-            "registers_per_thread" => {
-                op.registers_per_thread = Some(parse_int(value).map_err(bad)?)
-            }
-            "shared_mem_per_block" => {
-                op.shared_mem_per_block = Some(parse_int(value).map_err(bad)?)
-            }
+            "registers_per_thread" => op.registers_per_thread = Some(parse_int(value).map_err(bad)?),
+            "shared_mem_per_block" => op.shared_mem_per_block = Some(parse_int(value).map_err(bad)?),
             "blocks_per_sm" => op.blocks_per_sm = Some(parse_int(value).map_err(bad)?),
             "sm_throughput_pct" => op.sm_throughput_pct = Some(parse_float(value).map_err(bad)?),
-            "dram_throughput_pct" => {
-                op.dram_throughput_pct = Some(parse_float(value).map_err(bad)?)
-            }
+            "dram_throughput_pct" => op.dram_throughput_pct = Some(parse_float(value).map_err(bad)?),
             "flops" => op.flops = Some(parse_float(value).map_err(bad)?),
             "bytes" => op.bytes = Some(parse_float(value).map_err(bad)?),
             "host_gap_ns" => op.host_gap_ns = Some(parse_ns(value).map_err(bad)?),
@@ -292,21 +250,16 @@ fn parse_row(rec: &csv::StringRecord, cols: &[usize], at: &Location) -> Result<O
             _ => {}
         }
     }
-    op.validate()
-        .map_err(|(field, msg)| TraceError::invalid(at.clone().field(field), msg))?;
+    op.validate().map_err(|(field, msg)| TraceError::invalid(at.clone().field(field), msg))?;
     Ok(op)
 }
 
 fn parse_int<T: FromStr>(value: &str) -> std::result::Result<T, String> {
-    value
-        .parse::<T>()
-        .map_err(|_| format!("`{value}` is not a non-negative integer in range"))
+    value.parse::<T>().map_err(|_| format!("`{value}` is not a non-negative integer in range"))
 }
 
 fn parse_float(value: &str) -> std::result::Result<f64, String> {
-    value
-        .parse::<f64>()
-        .map_err(|_| format!("`{value}` is not a number"))
+    value.parse::<f64>().map_err(|_| format!("`{value}` is not a number"))
 }
 
 fn csv_error(origin: &Location, offset: u64, e: csv::Error) -> TraceError {
@@ -319,13 +272,9 @@ fn csv_error(origin: &Location, offset: u64, e: csv::Error) -> TraceError {
 
 fn check_update_start(trace: &Trace, at: Location) -> Result<()> {
     match trace.meta.update_start {
-        Some(u) if u > trace.ops.len() => Err(TraceError::invalid(
-            at,
-            format!(
-                "op index {u} is past the end of the trace ({} ops)",
-                trace.ops.len()
-            ),
-        )),
+        Some(u) if u > trace.ops.len() => {
+            Err(TraceError::invalid(at, format!("op index {u} is past the end of the trace ({} ops)", trace.ops.len())))
+        }
         _ => Ok(()),
     }
 }
@@ -337,10 +286,7 @@ fn check_update_start(trace: &Trace, at: Location) -> Result<()> {
 pub fn write_native_csv<W: Write>(trace: &Trace, mut out: W) -> io::Result<()> {
     let m = &trace.meta;
     let mut meta_line = |key: &str, value: &str| -> io::Result<()> {
-        let value: String = value
-            .chars()
-            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
-            .collect();
+        let value: String = value.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
         writeln!(out, "# {key}: {}", value.trim())
     };
     meta_line("name", &m.name)?;
@@ -433,23 +379,17 @@ pub fn read_native_json(path: &Path) -> Result<Trace> {
 /// itself carry its line and field path (e.g. `ops[3].duration_ns`).
 pub fn parse_native_json(text: &str, origin: Location) -> Result<Trace> {
     let mut de = serde_json::Deserializer::from_str(strip_bom(text));
-    let raw: JsonTrace =
-        serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(&origin, e))?;
-    de.end()
-        .map_err(|e| TraceError::invalid(origin.clone().line(e.line() as u64), json_message(&e)))?;
+    let raw: JsonTrace = serde_path_to_error::deserialize(&mut de).map_err(|e| json_error(&origin, e))?;
+    de.end().map_err(|e| TraceError::invalid(origin.clone().line(e.line() as u64), json_message(&e)))?;
     if raw.format != JSON_FORMAT {
         return Err(TraceError::invalid(
             origin.field("format"),
-            format!(
-                "unsupported trace format `{}` (this version reads `{JSON_FORMAT}`)",
-                raw.format
-            ),
+            format!("unsupported trace format `{}` (this version reads `{JSON_FORMAT}`)", raw.format),
         ));
     }
     for (i, op) in raw.ops.iter().enumerate() {
-        op.validate().map_err(|(field, msg)| {
-            TraceError::invalid(origin.clone().field(format!("ops[{i}].{field}")), msg)
-        })?;
+        op.validate()
+            .map_err(|(field, msg)| TraceError::invalid(origin.clone().field(format!("ops[{i}].{field}")), msg))?;
     }
     let trace = Trace::new(raw.meta, raw.ops);
     check_update_start(&trace, origin.field("meta.update_start"))?;
@@ -463,10 +403,7 @@ pub fn write_native_json<W: Write>(trace: &Trace, mut out: W) -> io::Result<()> 
         format: &'a str,
         meta: &'a TraceMeta,
     }
-    let head = serde_json::to_string(&Head {
-        format: JSON_FORMAT,
-        meta: &trace.meta,
-    })?;
+    let head = serde_json::to_string(&Head { format: JSON_FORMAT, meta: &trace.meta })?;
     // `head` is `{...}`: reopen it to append the ops.
     let head = head.strip_suffix('}').unwrap_or(&head);
     writeln!(out, "{head},")?;
@@ -489,10 +426,7 @@ mod tests {
         let mut extra = std::collections::BTreeMap::new();
         extra.insert("gpu".to_string(), "NVIDIA H100 SXM5".to_string());
         extra.insert("name".to_string(), "clashes with a field".to_string());
-        extra.insert(
-            "cmd".to_string(),
-            "orion-profile --model resnet50: fast".to_string(),
-        );
+        extra.insert("cmd".to_string(), "orion-profile --model resnet50: fast".to_string());
         let meta = TraceMeta {
             name: "resnet50-training-b32".into(),
             model: Some("resnet50".into()),
@@ -521,13 +455,7 @@ mod tests {
             host_gap_ns: Some(4_500),
             copy_bytes: Some(0),
         };
-        let mut copy = OpRecord::new(
-            OpKind::CopyH2D,
-            " input, batch ",
-            9_000,
-            0,
-            KernelClass::Unknown,
-        );
+        let mut copy = OpRecord::new(OpKind::CopyH2D, " input, batch ", 9_000, 0, KernelClass::Unknown);
         copy.copy_bytes = Some(602_112);
         copy.host_gap_ns = Some(12);
         let sync = OpRecord::new(OpKind::Sync, "", 2_000, 0, KernelClass::Unknown);
@@ -565,34 +493,19 @@ mod tests {
         let mut buf = Vec::new();
         write_native_csv(&full_trace(), &mut buf).unwrap();
         let text = String::from_utf8(buf).unwrap();
-        assert!(
-            text.starts_with("# name: resnet50-training-b32\n# model: resnet50\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("# extra.name: clashes with a field\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains(&format!("\n{}\n", NATIVE_COLUMNS.join(","))),
-            "{text}"
-        );
+        assert!(text.starts_with("# name: resnet50-training-b32\n# model: resnet50\n"), "{text}");
+        assert!(text.contains("# extra.name: clashes with a field\n"), "{text}");
+        assert!(text.contains(&format!("\n{}\n", NATIVE_COLUMNS.join(","))), "{text}");
         assert!(text.contains(",100x2x1,128x1x2,"), "{text}");
     }
 
     #[test]
     fn csv_writer_omits_unused_optional_columns() {
-        let t = Trace::new(
-            TraceMeta::default(),
-            vec![OpRecord::kernel("k", 1, 1, KernelClass::Memory)],
-        );
+        let t = Trace::new(TraceMeta::default(), vec![OpRecord::kernel("k", 1, 1, KernelClass::Memory)]);
         let mut buf = Vec::new();
         write_native_csv(&t, &mut buf).unwrap();
         let text = String::from_utf8(buf).unwrap();
-        assert_eq!(
-            text,
-            "# name: \n# source: file\nkind,name,duration_ns,sm_needed,class\nkernel,k,1,1,memory\n"
-        );
+        assert_eq!(text, "# name: \n# source: file\nkind,name,duration_ns,sm_needed,class\nkernel,k,1,1,memory\n");
         assert_eq!(csv_round_trip(&t), t);
     }
 
@@ -605,10 +518,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.meta.name, "mytrace");
-        assert_eq!(
-            t.ops[0],
-            OpRecord::kernel("k", 1500, 2, KernelClass::Compute)
-        );
+        assert_eq!(t.ops[0], OpRecord::kernel("k", 1500, 2, KernelClass::Compute));
         assert_eq!(t.ops[1].kind, OpKind::CopyH2D);
     }
 
@@ -619,71 +529,36 @@ mod tests {
             Location::default(),
         )
         .unwrap();
-        assert_eq!(
-            t.meta.extra.get("driver").map(String::as_str),
-            Some("550.54")
-        );
+        assert_eq!(t.meta.extra.get("driver").map(String::as_str), Some("550.54"));
         assert_eq!(t.meta.extra.get("model").map(String::as_str), Some("x"));
         assert_eq!(t.meta.model, None);
         assert!(t.ops.is_empty());
     }
 
     fn csv_err(text: &str) -> String {
-        parse_native_csv(text, Location::file("t.csv"))
-            .unwrap_err()
-            .to_string()
+        parse_native_csv(text, Location::file("t.csv")).unwrap_err().to_string()
     }
 
-    const HEAD: &str =
-        "kind,name,duration_ns,sm_needed,class,grid,blocks_per_sm,sm_throughput_pct\n";
+    const HEAD: &str = "kind,name,duration_ns,sm_needed,class,grid,blocks_per_sm,sm_throughput_pct\n";
 
     #[test]
     fn csv_errors_name_line_and_field() {
         let cases = [
-            (
-                "kernel,k,abc,1,compute,,,\n",
-                "line 2, field `duration_ns`: `abc` is not a number",
-            ),
+            ("kernel,k,abc,1,compute,,,\n", "line 2, field `duration_ns`: `abc` is not a number"),
             ("kernel,k,1,-1,compute,,,\n", "line 2, field `sm_needed`"),
-            (
-                "kernal,k,1,1,compute,,,\n",
-                "line 2, field `kind`: unknown op kind `kernal`",
-            ),
-            (
-                "kernel,k,1,1,cpu,,,\n",
-                "line 2, field `class`: unknown kernel class",
-            ),
+            ("kernal,k,1,1,compute,,,\n", "line 2, field `kind`: unknown op kind `kernal`"),
+            ("kernel,k,1,1,cpu,,,\n", "line 2, field `class`: unknown kernel class"),
             ("kernel,k,1,1,compute,0x1,,\n", "line 2, field `grid`"),
-            (
-                "kernel,k,,1,compute,,,\n",
-                "line 2, field `duration_ns`: is empty",
-            ),
-            (
-                "kernel,k,1,1,compute,,,x%\n",
-                "line 2, field `sm_throughput_pct`: `x%` is not a number",
-            ),
-            (
-                "kernel,k,1,1,compute,,,150\n",
-                "line 2, field `sm_throughput_pct`: 150 is not a percentage",
-            ),
-            (
-                "kernel,k,1,1,compute,\n",
-                "line 2: 6 fields, but the header has 8",
-            ),
-            (
-                "kernel,k,1,1,compute,,,\nkernel,k,1,2,compute,10,4,\n",
-                "line 3, field `sm_needed`: is 2 but ceil",
-            ),
-            (
-                "kernel,k,1,0,compute,,,\n",
-                "line 2, field `sm_needed`: a kernel needs at least one SM",
-            ),
+            ("kernel,k,,1,compute,,,\n", "line 2, field `duration_ns`: is empty"),
+            ("kernel,k,1,1,compute,,,x%\n", "line 2, field `sm_throughput_pct`: `x%` is not a number"),
+            ("kernel,k,1,1,compute,,,150\n", "line 2, field `sm_throughput_pct`: 150 is not a percentage"),
+            ("kernel,k,1,1,compute,\n", "line 2: 6 fields, but the header has 8"),
+            ("kernel,k,1,1,compute,,,\nkernel,k,1,2,compute,10,4,\n", "line 3, field `sm_needed`: is 2 but ceil"),
+            ("kernel,k,1,0,compute,,,\n", "line 2, field `sm_needed`: a kernel needs at least one SM"),
         ];
         for (row, want) in cases {
             let text = format!("{HEAD}{row}");
-            let msg = parse_native_csv(&text, Location::file("t.csv"))
-                .unwrap_err()
-                .to_string();
+            let msg = parse_native_csv(&text, Location::file("t.csv")).unwrap_err().to_string();
             assert!(msg.starts_with("t.csv, "), "{msg}");
             assert!(msg.contains(want), "want `{want}` in `{msg}`");
         }
@@ -700,52 +575,28 @@ mod tests {
     #[test]
     fn csv_header_errors() {
         let msg = csv_err("kind,name,duration_ns,sm_needed,class,colour,taste\n");
-        assert!(
-            msg.contains("line 1") && msg.contains("unknown columns `colour`, `taste`"),
-            "{msg}"
-        );
+        assert!(msg.contains("line 1") && msg.contains("unknown columns `colour`, `taste`"), "{msg}");
         let msg = csv_err("kind,name,duration_ns\n");
-        assert!(
-            msg.contains("required column(s) `sm_needed`, `class`"),
-            "{msg}"
-        );
+        assert!(msg.contains("required column(s) `sm_needed`, `class`"), "{msg}");
         let msg = csv_err("kind,name,duration_ns,sm_needed,class,kind\n");
         assert!(msg.contains("`kind` appears twice"), "{msg}");
         let msg = csv_err("# name: x\n");
-        assert!(
-            msg.contains("line 2") && msg.contains("no header row"),
-            "{msg}"
-        );
+        assert!(msg.contains("line 2") && msg.contains("no header row"), "{msg}");
     }
 
     #[test]
     fn csv_metadata_errors() {
         let h = "kind,name,duration_ns,sm_needed,class\n";
         let msg = csv_err(&format!("# batch_size: many\n{h}"));
-        assert!(
-            msg.contains("line 1, field `batch_size`: `many` is not a batch size"),
-            "{msg}"
-        );
+        assert!(msg.contains("line 1, field `batch_size`: `many` is not a batch size"), "{msg}");
         let msg = csv_err(&format!("# x: 1\n# mode: sleeping\n{h}"));
-        assert!(
-            msg.contains("line 2, field `mode`: unknown mode `sleeping`"),
-            "{msg}"
-        );
+        assert!(msg.contains("line 2, field `mode`: unknown mode `sleeping`"), "{msg}");
         let msg = csv_err(&format!("# source: guessed\n{h}"));
-        assert!(
-            msg.contains("field `source`: unknown source `guessed`"),
-            "{msg}"
-        );
+        assert!(msg.contains("field `source`: unknown source `guessed`"), "{msg}");
         let msg = csv_err(&format!("# name: a\n# name: b\n{h}"));
-        assert!(
-            msg.contains("line 2, field `name`: the metadata key appears twice"),
-            "{msg}"
-        );
+        assert!(msg.contains("line 2, field `name`: the metadata key appears twice"), "{msg}");
         let msg = csv_err(&format!("# update_start: 5\n{h}kernel,k,1,1,compute\n"));
-        assert!(
-            msg.contains("field `update_start`: op index 5 is past the end"),
-            "{msg}"
-        );
+        assert!(msg.contains("field `update_start`: op index 5 is past the end"), "{msg}");
     }
 
     #[test]
@@ -758,9 +609,7 @@ mod tests {
     }
 
     fn json_err(text: &str) -> String {
-        parse_native_json(text, Location::file("t.json"))
-            .unwrap_err()
-            .to_string()
+        parse_native_json(text, Location::file("t.json")).unwrap_err().to_string()
     }
 
     #[test]
@@ -770,36 +619,21 @@ mod tests {
              {\"kind\": \"kernel\", \"name\": \"k\", \"duration_ns\": 1, \"sm_needed\": 1, \"class\": \"compute\"},\n\
              {\"kind\": \"kernel\", \"name\": \"k\", \"duration_ns\": \"slow\", \"sm_needed\": 1, \"class\": \"compute\"}\n]}",
         );
-        assert!(
-            msg.starts_with("t.json, line 5, field `ops[1].duration_ns`: invalid type"),
-            "{msg}"
-        );
-        let msg = json_err(
-            "{\"format\": \"orion-rs-trace/9\", \"meta\": {\"name\": \"x\"}, \"ops\": []}",
-        );
-        assert!(
-            msg.contains("field `format`: unsupported trace format `orion-rs-trace/9`"),
-            "{msg}"
-        );
-        let msg = json_err(
-            "{\"format\": \"orion-rs-trace/1\", \"meta\": {\"name\": \"x\"}, \"ops\": [], \"more\": 1}",
-        );
+        assert!(msg.starts_with("t.json, line 5, field `ops[1].duration_ns`: invalid type"), "{msg}");
+        let msg = json_err("{\"format\": \"orion-rs-trace/9\", \"meta\": {\"name\": \"x\"}, \"ops\": []}");
+        assert!(msg.contains("field `format`: unsupported trace format `orion-rs-trace/9`"), "{msg}");
+        let msg = json_err("{\"format\": \"orion-rs-trace/1\", \"meta\": {\"name\": \"x\"}, \"ops\": [], \"more\": 1}");
         assert!(msg.contains("unknown field `more`"), "{msg}");
         let msg = json_err(
             "{\"format\": \"orion-rs-trace/1\", \"meta\": {\"name\": \"x\"}, \"ops\": [\
              {\"kind\": \"kernel\", \"name\": \"k\", \"duration_ns\": 1, \"sm_needed\": 0, \"class\": \"compute\"}]}",
         );
-        assert!(
-            msg.contains("field `ops[0].sm_needed`: a kernel needs at least one SM"),
-            "{msg}"
-        );
+        assert!(msg.contains("field `ops[0].sm_needed`: a kernel needs at least one SM"), "{msg}");
         let msg = json_err(
             "{\"format\": \"orion-rs-trace/1\", \"meta\": {\"name\": \"x\", \"update_start\": 1}, \"ops\": []}",
         );
         assert!(msg.contains("field `meta.update_start`"), "{msg}");
-        let msg = json_err(
-            "{\"format\": \"orion-rs-trace/1\", \"meta\": {\"name\": \"x\"}, \"ops\": []} trailing",
-        );
+        let msg = json_err("{\"format\": \"orion-rs-trace/1\", \"meta\": {\"name\": \"x\"}, \"ops\": []} trailing");
         assert!(msg.contains("t.json, line 1: trailing characters"), "{msg}");
         let msg = json_err("{\"format\": \"orion-rs-trace/1\",\n \"meta\": ");
         assert!(msg.contains("t.json, line 2"), "{msg}");
@@ -809,9 +643,7 @@ mod tests {
     fn header_detection() {
         assert!(is_native_header("kind,name,duration_ns,sm_needed,class"));
         assert!(is_native_header("name,KIND"));
-        assert!(!is_native_header(
-            "Name,Profile,Memory_footprint,SM_usage,Duration"
-        ));
+        assert!(!is_native_header("Name,Profile,Memory_footprint,SM_usage,Duration"));
     }
 
     fn dim() -> impl Strategy<Value = Dim3> {

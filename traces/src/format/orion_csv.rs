@@ -17,13 +17,7 @@ use std::io::{self, Write};
 use std::path::Path;
 
 /// The five columns every Orion kernel file has, in Orion's order.
-pub const ORION_COLUMNS: [&str; 5] = [
-    "Name",
-    "Profile",
-    "Memory_footprint",
-    "SM_usage",
-    "Duration",
-];
+pub const ORION_COLUMNS: [&str; 5] = ["Name", "Profile", "Memory_footprint", "SM_usage", "Duration"];
 
 /// The optional launch-shape columns of the newer variant.
 pub const ORION_SHAPE_COLUMNS: [&str; 2] = ["Block", "Grid"];
@@ -40,15 +34,8 @@ enum Col {
 }
 
 impl Col {
-    const ALL: [Col; 7] = [
-        Col::Name,
-        Col::Profile,
-        Col::MemoryFootprint,
-        Col::SmUsage,
-        Col::Duration,
-        Col::Block,
-        Col::Grid,
-    ];
+    const ALL: [Col; 7] =
+        [Col::Name, Col::Profile, Col::MemoryFootprint, Col::SmUsage, Col::Duration, Col::Block, Col::Grid];
 
     fn header(self) -> &'static str {
         match self {
@@ -79,16 +66,13 @@ impl Col {
             "duration(ns)" => "duration",
             k => k,
         };
-        Col::ALL
-            .into_iter()
-            .find(|c| c.header().eq_ignore_ascii_case(key))
+        Col::ALL.into_iter().find(|c| c.header().eq_ignore_ascii_case(key))
     }
 }
 
 /// Whether a CSV header line is Orion's (it has a `Profile` or `SM_usage` column).
 pub fn is_orion_header(line: &str) -> bool {
-    line.split(',')
-        .any(|c| matches!(Col::parse(c), Some(Col::Profile | Col::SmUsage)))
+    line.split(',').any(|c| matches!(Col::parse(c), Some(Col::Profile | Col::SmUsage)))
 }
 
 /// Reads an Orion kernel file; the trace is named after the file's stem.
@@ -105,26 +89,17 @@ pub fn parse_orion_csv(text: &str, origin: Location) -> Result<Trace> {
     if pre.rest.trim().is_empty() {
         return Err(TraceError::invalid(
             origin,
-            format!(
-                "the file is empty (expected the header `{}`)",
-                ORION_COLUMNS.join(",")
-            ),
+            format!("the file is empty (expected the header `{}`)", ORION_COLUMNS.join(",")),
         ));
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(pre.rest.as_bytes());
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(pre.rest.as_bytes());
     let mut records = reader.records();
     let header_line = offset + 1;
     let header = match records.next() {
         Some(Ok(rec)) => rec,
         Some(Err(e)) => return Err(csv_error(&origin, offset, e)),
         None => {
-            return Err(TraceError::invalid(
-                origin,
-                "the file has no header".to_string(),
-            ));
+            return Err(TraceError::invalid(origin, "the file has no header".to_string()));
         }
     };
     let cols = parse_header(&header, &origin.clone().line(header_line))?;
@@ -145,20 +120,14 @@ pub fn parse_orion_csv(text: &str, origin: Location) -> Result<Trace> {
                      must be quoted",
                     rec.len(),
                     cols.len(),
-                    cols.iter()
-                        .map(|c| c.header())
-                        .collect::<Vec<_>>()
-                        .join(",")
+                    cols.iter().map(|c| c.header()).collect::<Vec<_>>().join(",")
                 ),
             ));
         }
         ops.push(parse_row(&rec, &cols, &at)?);
     }
     if ops.is_empty() {
-        return Err(TraceError::invalid(
-            origin.line(header_line + 1),
-            "the file has a header but no kernel rows",
-        ));
+        return Err(TraceError::invalid(origin.line(header_line + 1), "the file has a header but no kernel rows"));
     }
     let meta = TraceMeta {
         name: origin_stem(&origin).unwrap_or_else(|| "trace".into()),
@@ -191,17 +160,10 @@ fn parse_header(header: &csv::StringRecord, at: &Location) -> Result<Vec<Col>> {
         }
         cols.push(col);
     }
-    if let Some(missing) = Col::ALL
-        .into_iter()
-        .find(|c| c.required() && !cols.contains(c))
-    {
+    if let Some(missing) = Col::ALL.into_iter().find(|c| c.required() && !cols.contains(c)) {
         return Err(TraceError::invalid(
             at.clone(),
-            format!(
-                "Orion's header lacks the column `{}` (expected {})",
-                missing.header(),
-                ORION_COLUMNS.join(",")
-            ),
+            format!("Orion's header lacks the column `{}` (expected {})", missing.header(), ORION_COLUMNS.join(",")),
         ));
     }
     Ok(cols)
@@ -215,22 +177,19 @@ fn parse_row(rec: &csv::StringRecord, cols: &[Col], at: &Location) -> Result<OpR
         match col {
             Col::Name => op.name = value.to_string(),
             Col::Profile => {
-                let class = parse_whole(value)
-                    .and_then(KernelClass::from_orion_profile)
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "`{value}` is not a profile (expected 1 compute-bound, 0 \
+                let class = parse_whole(value).and_then(KernelClass::from_orion_profile).ok_or_else(|| {
+                    bad(format!(
+                        "`{value}` is not a profile (expected 1 compute-bound, 0 \
                              memory-bound or -1 unknown)"
-                        ))
-                    })?;
+                    ))
+                })?;
                 op.class = class;
             }
             Col::MemoryFootprint => {
                 parse_whole(value).ok_or_else(|| bad(format!("`{value}` is not an integer")))?;
             }
             Col::SmUsage => {
-                let sms = parse_whole(value)
-                    .ok_or_else(|| bad(format!("`{value}` is not a whole number of SMs")))?;
+                let sms = parse_whole(value).ok_or_else(|| bad(format!("`{value}` is not a whole number of SMs")))?;
                 if sms < 1 || sms > u32::MAX as i64 {
                     return Err(bad(format!("{sms} SMs: a kernel needs at least one SM")));
                 }
@@ -238,11 +197,8 @@ fn parse_row(rec: &csv::StringRecord, cols: &[Col], at: &Location) -> Result<OpR
             }
             Col::Duration => op.duration_ns = parse_ns(value).map_err(bad)?,
             Col::Block | Col::Grid => {
-                let dim = if value.is_empty() || value == "0" {
-                    None
-                } else {
-                    Some(value.parse::<Dim3>().map_err(bad)?)
-                };
+                let dim =
+                    if value.is_empty() || value == "0" { None } else { Some(value.parse::<Dim3>().map_err(bad)?) };
                 if *col == Col::Block {
                     op.block = dim;
                 } else {
@@ -251,8 +207,7 @@ fn parse_row(rec: &csv::StringRecord, cols: &[Col], at: &Location) -> Result<OpR
             }
         }
     }
-    op.validate()
-        .map_err(|(field, msg)| TraceError::invalid(at.clone().field(field), msg))?;
+    op.validate().map_err(|(field, msg)| TraceError::invalid(at.clone().field(field), msg))?;
     Ok(op)
 }
 
@@ -270,14 +225,7 @@ fn csv_error(origin: &Location, offset: u64, e: csv::Error) -> TraceError {
 pub fn write_orion_csv<W: Write>(trace: &Trace, mut out: W) -> io::Result<()> {
     writeln!(out, "{}", ORION_COLUMNS.join(","))?;
     for op in trace.ops.iter().filter(|o| o.kind.is_kernel()) {
-        writeln!(
-            out,
-            "{},{},0,{},{}",
-            orion_name(&op.name),
-            op.class.orion_profile(),
-            op.sm_needed,
-            op.duration_ns
-        )?;
+        writeln!(out, "{},{},0,{},{}", orion_name(&op.name), op.class.orion_profile(), op.sm_needed, op.duration_ns)?;
     }
     Ok(())
 }
@@ -320,10 +268,7 @@ mod tests {
         assert_eq!(t.meta.name, "x");
         assert_eq!(t.meta.source, TraceSource::File);
         assert_eq!(t.ops.len(), 3);
-        assert_eq!(
-            t.ops[0],
-            OpRecord::kernel("Conv", 100480, 98, KernelClass::Compute)
-        );
+        assert_eq!(t.ops[0], OpRecord::kernel("Conv", 100480, 98, KernelClass::Compute));
         assert_eq!(t.ops[1].class, KernelClass::Memory);
         assert_eq!(t.ops[2].class, KernelClass::Unknown);
         assert_eq!(t.ops[2].duration_ns, 12000);
@@ -370,9 +315,7 @@ mod tests {
 
     #[test]
     fn bom_crlf_and_integer_valued_floats_are_tolerated() {
-        let t =
-            parse("\u{feff}Name,Profile,Memory_footprint,SM_usage,Duration\r\nk,1.0,0,98.0,5\r\n")
-                .unwrap();
+        let t = parse("\u{feff}Name,Profile,Memory_footprint,SM_usage,Duration\r\nk,1.0,0,98.0,5\r\n").unwrap();
         assert_eq!(t.ops[0].sm_needed, 98);
         assert_eq!(t.ops[0].class, KernelClass::Compute);
     }
@@ -382,10 +325,7 @@ mod tests {
         let mut text = FIVE.to_string();
         text.push_str("k,1,0,2,3\nk,1,0,2,3\nk,1,0,2,abc\n");
         let msg = err(&text);
-        assert_eq!(
-            msg,
-            "model_kernels/x.csv, line 7, field `Duration`: `abc` is not a number of nanoseconds"
-        );
+        assert_eq!(msg, "model_kernels/x.csv, line 7, field `Duration`: `abc` is not a number of nanoseconds");
     }
 
     #[test]
@@ -397,10 +337,7 @@ mod tests {
     #[test]
     fn bad_profile_is_rejected() {
         let msg = err("Name,Profile,Memory_footprint,SM_usage,Duration\nk,2,0,2,4\n");
-        assert!(
-            msg.contains("line 2, field `Profile`: `2` is not a profile"),
-            "{msg}"
-        );
+        assert!(msg.contains("line 2, field `Profile`: `2` is not a profile"), "{msg}");
         let msg = err("Name,Profile,Memory_footprint,SM_usage,Duration\nk,x,0,2,4\n");
         assert!(msg.contains("field `Profile`"), "{msg}");
     }
@@ -411,10 +348,7 @@ mod tests {
         assert!(msg.contains("line 2, field `SM_usage`"), "{msg}");
         assert!(msg.contains("at least one SM"), "{msg}");
         let msg = err("Name,Profile,Memory_footprint,SM_usage,Duration\nk,1,0,2.5,4\n");
-        assert!(
-            msg.contains("field `SM_usage`: `2.5` is not a whole number"),
-            "{msg}"
-        );
+        assert!(msg.contains("field `SM_usage`: `2.5` is not a whole number"), "{msg}");
     }
 
     #[test]
@@ -425,19 +359,14 @@ mod tests {
 
     #[test]
     fn bad_shape_is_rejected() {
-        let msg =
-            err("Name,Profile,Memory_footprint,SM_usage,Duration,Block,Grid\nk,1,0,2,4,12q,1\n");
+        let msg = err("Name,Profile,Memory_footprint,SM_usage,Duration,Block,Grid\nk,1,0,2,4,12q,1\n");
         assert!(msg.contains("line 2, field `Block`"), "{msg}");
     }
 
     #[test]
     fn wrong_column_count_is_rejected() {
-        let msg =
-            err("Name,Profile,Memory_footprint,SM_usage,Duration\nvoid k<float, 4>,1,0,2,4\n");
-        assert!(
-            msg.contains("line 2: 6 fields, but the header has 5"),
-            "{msg}"
-        );
+        let msg = err("Name,Profile,Memory_footprint,SM_usage,Duration\nvoid k<float, 4>,1,0,2,4\n");
+        assert!(msg.contains("line 2: 6 fields, but the header has 5"), "{msg}");
         let msg = err("Name,Profile,Memory_footprint,SM_usage,Duration\nk,1,0,2\n");
         assert!(msg.contains("line 2: 4 fields"), "{msg}");
     }
@@ -445,10 +374,7 @@ mod tests {
     #[test]
     fn bad_headers_are_rejected() {
         let msg = err("Name,Profile,SM_usage,Duration\nk,1,2,3\n");
-        assert!(
-            msg.contains("line 1") && msg.contains("`Memory_footprint`"),
-            "{msg}"
-        );
+        assert!(msg.contains("line 1") && msg.contains("`Memory_footprint`"), "{msg}");
         let msg = err("Name,Profile,Memory_footprint,SM_usage,Duration,Color\n");
         assert!(msg.contains("unknown column `Color`"), "{msg}");
         let msg = err("Name,Profile,Memory_footprint,SM_usage,Duration,Name\n");
@@ -458,15 +384,9 @@ mod tests {
     #[test]
     fn empty_file_and_header_only_are_rejected() {
         let msg = err("");
-        assert!(
-            msg.contains("model_kernels/x.csv") && msg.contains("empty"),
-            "{msg}"
-        );
+        assert!(msg.contains("model_kernels/x.csv") && msg.contains("empty"), "{msg}");
         let msg = err("Name,Profile,Memory_footprint,SM_usage,Duration\n");
-        assert!(
-            msg.contains("line 2") && msg.contains("no kernel rows"),
-            "{msg}"
-        );
+        assert!(msg.contains("line 2") && msg.contains("no kernel rows"), "{msg}");
     }
 
     #[test]
@@ -486,30 +406,21 @@ mod tests {
         }
         let back = parse(&text).unwrap();
         assert_eq!(back.ops.len(), 3);
-        assert_eq!(
-            back.ops[0],
-            OpRecord::kernel("void k<float; 4>", 1234, 7, KernelClass::Compute)
-        );
+        assert_eq!(back.ops[0], OpRecord::kernel("void k<float; 4>", 1234, 7, KernelClass::Compute));
         assert_eq!(back.ops[1].name, "say 'hi' there");
         assert_eq!(back.ops[2].class, KernelClass::Memory);
     }
 
     #[test]
     fn blank_rows_are_skipped() {
-        let t =
-            parse("Name,Profile,Memory_footprint,SM_usage,Duration\nk,1,0,2,3\n   \n\nk,1,0,2,3\n")
-                .unwrap();
+        let t = parse("Name,Profile,Memory_footprint,SM_usage,Duration\nk,1,0,2,3\n   \n\nk,1,0,2,3\n").unwrap();
         assert_eq!(t.ops.len(), 2);
     }
 
     #[test]
     fn header_detection() {
-        assert!(is_orion_header(
-            "Name,Profile,Memory_footprint,SM_usage,Duration"
-        ));
-        assert!(is_orion_header(
-            "name,profile,memory_footprint,sm_usage,duration(ns),block,grid"
-        ));
+        assert!(is_orion_header("Name,Profile,Memory_footprint,SM_usage,Duration"));
+        assert!(is_orion_header("name,profile,memory_footprint,sm_usage,duration(ns),block,grid"));
         assert!(!is_orion_header("kind,name,duration_ns,sm_needed,class"));
     }
 }

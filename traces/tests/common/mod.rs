@@ -19,19 +19,12 @@ impl Scratch {
     pub fn new(tag: &str) -> Scratch {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "orion-traces-test-{}-{tag}-{n}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("orion-traces-test-{}-{tag}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("model_kernels")).unwrap();
         for entry in std::fs::read_dir(data().join("model_kernels")).unwrap() {
             let entry = entry.unwrap();
-            std::fs::copy(
-                entry.path(),
-                dir.join("model_kernels").join(entry.file_name()),
-            )
-            .unwrap();
+            std::fs::copy(entry.path(), dir.join("model_kernels").join(entry.file_name())).unwrap();
         }
         std::fs::create_dir_all(dir.join("traces")).unwrap();
         for entry in std::fs::read_dir(data().join("traces")).unwrap() {
