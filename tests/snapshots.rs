@@ -1,0 +1,52 @@
+//! Snapshots of what the simulator reports, so that a policy or model change shows up as a
+//! reviewed diff (`cargo insta review`): the JSON report of every policy on two built-in pairs,
+//! and the tables of both experiments.
+
+use orion_policies::{ParamMap, registry};
+use orion_sim::experiment::{Experiment, ExperimentOptions, run_experiment};
+use orion_sim::{IdealReference, run};
+use orion_traces::builtin::workload_clients;
+use orion_traces::scenario::DEFAULT_WARMUP;
+use orion_traces::{DeviceSpec, Scenario, Stop};
+
+fn scenario(pair: &str) -> Scenario {
+    let device = DeviceSpec::preset("h100").unwrap();
+    Scenario {
+        name: pair.into(),
+        clients: workload_clients(pair, None, &device).unwrap(),
+        device,
+        device_source: "builtin:h100".into(),
+        seed: 1,
+        stop: Stop { duration_ns: Some(5_000_000_000), requests: None },
+        warmup: DEFAULT_WARMUP,
+        policy: None,
+        policy_params: ParamMap::new(),
+    }
+}
+
+#[test]
+fn json_report_of_every_policy_on_two_pairs() {
+    for pair in ["resnet50_bert", "mobilenetv2_resnet101"] {
+        let sc = scenario(pair);
+        for policy in registry::names() {
+            let report = run(&sc, policy, &ParamMap::new(), IdealReference::Simulate).unwrap().report;
+            insta::assert_snapshot!(format!("report_{pair}_{policy}"), report.to_json());
+        }
+    }
+}
+
+fn experiment(exp: Experiment) -> String {
+    let mut opts = ExperimentOptions::new(DeviceSpec::preset("h100").unwrap(), "builtin:h100".into());
+    opts.duration_ns = 3_000_000_000;
+    run_experiment(exp, &opts).unwrap().table()
+}
+
+#[test]
+fn fig7_table() {
+    insta::assert_snapshot!("fig7_h100_3s", experiment(Experiment::Fig7));
+}
+
+#[test]
+fn fig10_table() {
+    insta::assert_snapshot!("fig10_h100_3s", experiment(Experiment::Fig10));
+}
