@@ -88,7 +88,7 @@ pub struct RunArgs {
     /// Scenario file: Orion's config.json (a list of clients, the last one high-priority) or an
     /// orion-rs scenario (JSON object).
     config: Option<PathBuf>,
-    /// Scheduling policy (see `orion-sim list`); default: the scenario's, else priority-streams.
+    /// Scheduling policy (see `orion-sim list`); default: the scenario's, else orion.
     #[arg(long, short)]
     policy: Option<String>,
     /// Built-in workload: a pair HP_BE such as resnet50_bert (HP = first model, inference; BE =
@@ -324,7 +324,7 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         let (k, v) = parse_assignment(p).map_err(|e| anyhow!("--param: {e}"))?;
         params.insert(k, v);
     }
-    let policy = args.policy.clone().or_else(|| scenario.policy.clone()).unwrap_or_else(|| "priority-streams".into());
+    let policy = args.policy.clone().or_else(|| scenario.policy.clone()).unwrap_or_else(|| "orion".into());
     let result =
         run(&scenario, &policy, &params, if args.no_ideal { IdealReference::Skip } else { IdealReference::Simulate })?;
     let json = result.report.to_json();
