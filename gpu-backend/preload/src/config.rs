@@ -1,0 +1,43 @@
+//! The interposer's configuration, read from the environment on the first hooked call.
+//!
+//! * `ORION_PRELOAD_MODE`: `passthrough` (or `off`), `count`, `schedule`. Default: `schedule`
+//!   when `ORION_PRELOAD_CONFIG` is set, else `count`.
+//! * `ORION_PRELOAD_CONFIG`: the scheduler's configuration file (schedule mode).
+//! * `ORION_PRELOAD_FAULT`: test hooks, `panic-init` (panic while starting) or `panic-hook`
+//!   (panic inside the first counted call).
+//!
+//! Any error here makes the interposer log one line and pass every call through.
+
+use crate::guard::Mode;
+use crate::hook::INJECT_PANIC;
+use std::sync::atomic::Ordering;
+
+fn var(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|v| v.to_string_lossy().trim().to_string()).filter(|v| !v.is_empty())
+}
+
+/// Decides the mode from the environment and starts what it needs.
+pub fn decide() -> Result<Mode, String> {
+    if let Some(fault) = var("ORION_PRELOAD_FAULT") {
+        match fault.as_str() {
+            "panic-init" => panic!("injected fault (ORION_PRELOAD_FAULT=panic-init)"),
+            "panic-hook" => INJECT_PANIC.store(true, Ordering::Release),
+            other => return Err(format!("ORION_PRELOAD_FAULT=`{other}`: expected panic-init or panic-hook")),
+        }
+    }
+    let config = var("ORION_PRELOAD_CONFIG");
+    let mode = var("ORION_PRELOAD_MODE");
+    match mode.as_deref() {
+        Some("passthrough" | "off") => Ok(Mode::PassThrough),
+        Some("count") => Ok(Mode::Count),
+        Some("schedule") | None if config.is_some() || mode.is_some() => match config {
+            Some(path) => crate::schedule::start(&path).map(|()| Mode::Schedule),
+            None => {
+                Err("ORION_PRELOAD_MODE=schedule needs ORION_PRELOAD_CONFIG (the scheduler's configuration file)"
+                    .into())
+            }
+        },
+        None => Ok(Mode::Count),
+        Some(other) => Err(format!("ORION_PRELOAD_MODE=`{other}`: expected passthrough, count or schedule")),
+    }
+}
