@@ -70,6 +70,7 @@ pub unsafe extern "C" fn orion_stats_json(buf: *mut c_char, cap: usize) -> usize
         let mut v = stats::to_json();
         v["mode"] = serde_json::json!(mode_code(guard::mode_now()));
         v["failure_logged"] = serde_json::json!(guard::failure_logged());
+        v["schedule"] = crate::schedule::stats_json();
         v.to_string()
     })
     .unwrap_or_else(|| "{}".to_string());

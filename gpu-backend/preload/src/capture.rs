@@ -1,16 +1,74 @@
-//! What happens to a captured launch or operation: in counting mode it is counted and passed
-//! on; in scheduling mode a registered client's work goes to its queue (`schedule.rs`).
+//! What happens to a captured launch or operation. In counting mode it is counted and passed
+//! on. In scheduling mode, an op of a registered client inside a request is copied (kernel
+//! arguments by the kernel's parameter sizes, host sources of copies staged) into the client's
+//! queue and the call returns success at once; a call that must see the client's earlier work
+//! (a sync, `cudaFree`, an op this mode does not capture) first waits for the client's queue.
+//! An op that cannot be captured is counted as `uncaptured` and takes that second path.
 
-// The raw pointers are the application's, handed on to CUDA unchanged, never dereferenced here.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
+// The raw pointers are the application's, handed on to CUDA unchanged or copied as the CUDA
+// API defines them.
+#![allow(clippy::not_unsafe_ptr_arg_deref, clippy::too_many_arguments)]
 
 use crate::ffi::*;
+use crate::guard::{self, Mode};
 use crate::hook;
-use crate::stats::Entry;
+use crate::matching::OpKey;
+use crate::schedule::{self, Captured, Handle, Work};
+use crate::stats::{self, Category, Entry};
+use orion_traces::OpKind;
 use std::ffi::c_void;
 
+/// The client whose op this is, when it is to be captured (scheduling mode, a registered
+/// client inside a request, the application's own call).
+fn capturing() -> Option<usize> {
+    if hook::mode() != Mode::Schedule || !guard::is_outer() || !schedule::alive() {
+        return None;
+    }
+    schedule::current_client()
+}
+
+/// Queues `op` for client `c`, or (when it cannot be captured) waits for the client's queue
+/// and returns `None` so that the caller passes the call through.
+fn queue(entry: Entry, c: usize, op: impl FnOnce() -> Result<Captured, String>) -> Option<Status> {
+    match guard::guarded("capture", op) {
+        Some(Ok(op)) => {
+            schedule::enqueue(c, op);
+            stats::count(entry, true, true);
+            Some(SUCCESS)
+        }
+        Some(Err(reason)) => {
+            stats::uncaptured(entry, &reason);
+            schedule::wait_client(c);
+            None
+        }
+        None => {
+            schedule::wait_client(c);
+            None
+        }
+    }
+}
+
+/// Waits for the calling client's queued work before a call that must see it.
+fn wait_if_client() {
+    if hook::mode() == Mode::Schedule && guard::is_outer() {
+        schedule::wait_current();
+    }
+}
+
+fn key_kernel(name: String, grid: [u32; 3]) -> OpKey {
+    OpKey {
+        kind: OpKind::Kernel,
+        name,
+        grid: Some(orion_traces::Dim3 { x: grid[0], y: grid[1], z: grid[2] }),
+        blocks: grid.iter().map(|&g| g as u64).product(),
+    }
+}
+
+fn key_other(kind: OpKind) -> OpKey {
+    OpKey { kind, name: String::new(), grid: None, blocks: 0 }
+}
+
 /// A runtime launch (`__cudaLaunchKernel`, `cudaLaunchKernel`, their `_ptsz` forms).
-#[allow(clippy::too_many_arguments)]
 pub fn runtime_launch(
     entry: Entry,
     real: RtLaunchFn,
@@ -21,6 +79,24 @@ pub fn runtime_launch(
     shared_mem: usize,
     stream: Stream,
 ) -> Status {
+    if let Some(c) = capturing() {
+        let handle = match entry {
+            Entry::RtLaunchInternal | Entry::RtLaunchInternalPtsz => Handle::Kernel(func as usize),
+            _ => Handle::Stub(func as usize),
+        };
+        let captured = queue(entry, c, || {
+            let info = schedule::kernel_info(handle)?;
+            // SAFETY: args is the application's argument array of this kernel.
+            let args = unsafe { schedule::copy_args(&info, args) }?;
+            Ok(Captured {
+                key: key_kernel(info.name.clone(), [grid.x, grid.y, grid.z]),
+                work: Work::RtLaunch { real, func: func as usize, grid, block, shared_mem, args },
+            })
+        });
+        if let Some(r) = captured {
+            return r;
+        }
+    }
     // SAFETY: the application's arguments, forwarded unchanged.
     hook::counted(entry, || unsafe { real(func, grid, block, args, shared_mem, stream) })
 }
@@ -33,12 +109,41 @@ pub fn runtime_launch_ex(
     func: *const c_void,
     args: *mut *mut c_void,
 ) -> Status {
+    if !config.is_null()
+        && let Some(c) = capturing()
+    {
+        let captured = queue(entry, c, || {
+            // SAFETY: the application's launch configuration.
+            let cfg = unsafe { &*config };
+            let info = schedule::kernel_info(Handle::Stub(func as usize))?;
+            // SAFETY: as above.
+            let args = unsafe { schedule::copy_args(&info, args) }?;
+            // SAFETY: cfg.attrs holds cfg.num_attrs attributes.
+            let attrs = unsafe { schedule::copy_attrs(cfg.attrs, cfg.num_attrs) };
+            let (g, b) = (cfg.grid_dim, cfg.block_dim);
+            Ok(Captured {
+                key: key_kernel(info.name.clone(), [g.x, g.y, g.z]),
+                work: Work::RtLaunchEx {
+                    real,
+                    func: func as usize,
+                    grid: g,
+                    block: b,
+                    shared_mem: cfg.dynamic_smem_bytes,
+                    attrs,
+                    num_attrs: cfg.num_attrs,
+                    args,
+                },
+            })
+        });
+        if let Some(r) = captured {
+            return r;
+        }
+    }
     // SAFETY: as above.
     hook::counted(entry, || unsafe { real(config, func, args) })
 }
 
 /// `cuLaunchKernel` and its `_ptsz` form.
-#[allow(clippy::too_many_arguments)]
 pub fn driver_launch(
     entry: Entry,
     real: DrvLaunchFn,
@@ -50,6 +155,23 @@ pub fn driver_launch(
     params: *mut *mut c_void,
     extra: *mut *mut c_void,
 ) -> Status {
+    if let Some(c) = capturing() {
+        let captured = queue(entry, c, || {
+            if params.is_null() && !extra.is_null() {
+                return Err("cuLaunchKernel with `extra` arguments".into());
+            }
+            let info = schedule::kernel_info(Handle::Function(f as usize))?;
+            // SAFETY: as above.
+            let args = unsafe { schedule::copy_args(&info, params) }?;
+            Ok(Captured {
+                key: key_kernel(info.name.clone(), grid),
+                work: Work::DrvLaunch { real, f: f as usize, grid, block, shared_mem, args },
+            })
+        });
+        if let Some(r) = captured {
+            return r;
+        }
+    }
     // SAFETY: as above.
     hook::counted(entry, || unsafe {
         real(f, grid[0], grid[1], grid[2], block[0], block[1], block[2], shared_mem, stream, params, extra)
@@ -65,44 +187,138 @@ pub fn driver_launch_ex(
     params: *mut *mut c_void,
     extra: *mut *mut c_void,
 ) -> Status {
+    if !config.is_null()
+        && let Some(c) = capturing()
+    {
+        let captured = queue(entry, c, || {
+            if params.is_null() && !extra.is_null() {
+                return Err("cuLaunchKernelEx with `extra` arguments".into());
+            }
+            // SAFETY: the application's launch configuration.
+            let cfg = unsafe { &*config };
+            let info = schedule::kernel_info(Handle::Function(f as usize))?;
+            // SAFETY: as above.
+            let args = unsafe { schedule::copy_args(&info, params) }?;
+            // SAFETY: as above.
+            let attrs = unsafe { schedule::copy_attrs(cfg.attrs, cfg.num_attrs) };
+            Ok(Captured {
+                key: key_kernel(info.name.clone(), cfg.grid),
+                work: Work::DrvLaunchEx {
+                    real,
+                    f: f as usize,
+                    grid: cfg.grid,
+                    block: cfg.block,
+                    shared_mem: cfg.shared_mem_bytes,
+                    attrs,
+                    num_attrs: cfg.num_attrs,
+                    args,
+                },
+            })
+        });
+        if let Some(r) = captured {
+            return r;
+        }
+    }
     // SAFETY: as above.
     hook::counted(entry, || unsafe { real(config, f, params, extra) })
 }
 
-/// Any other wrapped driver function (copies, memsets, allocations, frees, syncs, graphs).
+/// Any other wrapped driver function: asynchronous memsets are captured (their stream
+/// argument replaced at submission); everything else waits for the client's queue first.
 pub fn driver_generic(entry: Entry, real: Generic6Fn, a: [usize; 6]) -> Status {
+    if entry.category() != Category::Lookup && hook::mode() == Mode::Schedule {
+        let stream_arg = match entry {
+            Entry::CuMemsetD8Async | Entry::CuMemsetD16Async | Entry::CuMemsetD32Async => Some(3),
+            Entry::CuMemsetD2D8Async | Entry::CuMemsetD2D16Async | Entry::CuMemsetD2D32Async => Some(5),
+            _ => None,
+        };
+        match (stream_arg, capturing()) {
+            (Some(stream_arg), Some(c)) => {
+                let captured = queue(entry, c, || {
+                    Ok(Captured { key: key_other(OpKind::Memset), work: Work::Generic { real, args: a, stream_arg } })
+                });
+                if let Some(r) = captured {
+                    return r;
+                }
+            }
+            _ => wait_if_client(),
+        }
+    }
     // SAFETY: as above.
     hook::counted(entry, || unsafe { real(a[0], a[1], a[2], a[3], a[4], a[5]) })
 }
 
-/// `cudaMemcpy` (`stream: None`) and `cudaMemcpyAsync`.
+/// `cudaMemcpy` (`stream: None`) and `cudaMemcpyAsync` (`real_async`: the runtime's
+/// `cudaMemcpyAsync`). Asynchronous copies with an explicit direction are captured; the
+/// source of a host-to-device copy is staged (the caller may reuse its buffer at once).
 pub fn runtime_memcpy(
     entry: Entry,
-    _dst: *mut c_void,
-    _src: *const c_void,
-    _bytes: usize,
-    _kind: i32,
-    _stream: Option<Stream>,
+    dst: *mut c_void,
+    src: *const c_void,
+    bytes: usize,
+    kind: i32,
+    real_async: Option<usize>,
     call: impl FnOnce() -> Status,
 ) -> Status {
+    use crate::ffi::memcpy_kind::*;
+    if let Some(real) = real_async
+        && matches!(kind, HOST_TO_DEVICE | DEVICE_TO_HOST | DEVICE_TO_DEVICE)
+        && let Some(c) = capturing()
+    {
+        let captured = queue(entry, c, || {
+            let staged = (kind == HOST_TO_DEVICE && bytes > 0)
+                // SAFETY: the application's source of `bytes` bytes.
+                .then(|| unsafe { std::slice::from_raw_parts(src.cast::<u8>(), bytes) }.to_vec());
+            let op_kind = match kind {
+                HOST_TO_DEVICE => OpKind::CopyH2D,
+                DEVICE_TO_HOST => OpKind::CopyD2H,
+                _ => OpKind::CopyD2D,
+            };
+            Ok(Captured {
+                key: key_other(op_kind),
+                work: Work::Memcpy { real, dst: dst as usize, src: src as usize, staged, bytes, kind },
+            })
+        });
+        if let Some(r) = captured {
+            return r;
+        }
+    } else {
+        wait_if_client();
+    }
     hook::counted(entry, call)
 }
 
-/// `cudaMemset` (`stream: None`) and `cudaMemsetAsync`.
+/// `cudaMemset` (`real_async: None`) and `cudaMemsetAsync`.
 pub fn runtime_memset(
     entry: Entry,
-    _dst: *mut c_void,
-    _value: i32,
-    _bytes: usize,
-    _stream: Option<Stream>,
+    dst: *mut c_void,
+    value: i32,
+    bytes: usize,
+    real_async: Option<usize>,
     call: impl FnOnce() -> Status,
 ) -> Status {
+    if let Some(real) = real_async
+        && let Some(c) = capturing()
+    {
+        let captured = queue(entry, c, || {
+            Ok(Captured {
+                key: key_other(OpKind::Memset),
+                work: Work::Memset { real, dst: dst as usize, value, bytes },
+            })
+        });
+        if let Some(r) = captured {
+            return r;
+        }
+    } else {
+        wait_if_client();
+    }
     hook::counted(entry, call)
 }
 
 /// Calls that wait for the caller's work: syncs and `cudaFree` (which synchronises the
 /// device).
-pub fn runtime_sync(entry: Entry, _stream: Option<Stream>, call: impl FnOnce() -> Status) -> Status {
+pub fn runtime_sync(entry: Entry, call: impl FnOnce() -> Status) -> Status {
+    wait_if_client();
     hook::counted(entry, call)
 }
 

@@ -154,6 +154,11 @@ pub fn enter() -> bool {
     })
 }
 
+/// Whether a hooked call made now would be the outermost one of an application thread.
+pub fn is_outer() -> bool {
+    DEPTH.with(Cell::get) == 0 && !INTERNAL.with(Cell::get)
+}
+
 /// Leaves a hooked call entered with [`enter`].
 pub fn leave() {
     DEPTH.with(|d| d.set(d.get().saturating_sub(1)));

@@ -9,7 +9,8 @@
 //! * [`hook`], [`guard`], [`config`]: mode, nesting, panics, the one failure line.
 //! * [`stats`]: what was seen, per entry point; [`abi`]: the C ABI for the workload driver.
 //! * [`real`]: finding the real functions; [`ffi`]: the CUDA types.
-//! * [`schedule`]: the scheduler (clients, queues, the policy).
+//! * [`schedule`]: the scheduler (clients, queues, the policy); [`matching`]: profiles of
+//!   captured ops.
 //!
 //! No constructor runs: everything starts on the first hooked call. Any internal failure
 //! (a bad configuration, a missing profile, a panic) logs one line and from then on passes
@@ -27,6 +28,7 @@ pub mod driver;
 pub mod ffi;
 pub mod guard;
 pub mod hook;
+pub mod matching;
 pub mod real;
 pub mod runtime;
 pub mod schedule;

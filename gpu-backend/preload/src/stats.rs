@@ -185,6 +185,20 @@ pub fn count(entry: Entry, outer: bool, ok: bool) {
     }
 }
 
+static UNCAPTURED: [AtomicU64; MAX] = [ZERO; MAX];
+static UNCAPTURED_REASON: Mutex<String> = Mutex::new(String::new());
+
+/// Counts an op the scheduling mode could not capture (passed through after its client's
+/// queue drained), keeping the first reason.
+pub fn uncaptured(entry: Entry, reason: &str) {
+    UNCAPTURED[entry as usize].fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut r) = UNCAPTURED_REASON.try_lock()
+        && r.is_empty()
+    {
+        *r = format!("{}: {reason}", entry.name());
+    }
+}
+
 /// Counts a wrapped pointer.
 pub fn wrapped(entry: Entry, via_getproc: bool) {
     let table = if via_getproc { &WRAPPED_GETPROC } else { &WRAPPED_DLSYM };
@@ -212,7 +226,7 @@ pub fn captured(category: Category) -> u64 {
 
 /// Sets the call counters (not the wrapping facts) back to zero.
 pub fn reset() {
-    for t in [&OUTER, &NESTED, &FAILED] {
+    for t in [&OUTER, &NESTED, &FAILED, &UNCAPTURED] {
         for c in t.iter() {
             c.store(0, Ordering::Relaxed);
         }
@@ -247,6 +261,8 @@ pub fn to_json() -> Value {
         "wrapped_dlsym": nonzero(&WRAPPED_DLSYM),
         "wrapped_getproc": nonzero(&WRAPPED_GETPROC),
         "unwrapped": UNWRAPPED.load(Ordering::Relaxed),
+        "uncaptured": nonzero(&UNCAPTURED),
+        "uncaptured_first_reason": UNCAPTURED_REASON.lock().map(|s| s.clone()).unwrap_or_default(),
         "lookups": lookups,
     })
 }
