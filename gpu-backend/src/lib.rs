@@ -15,6 +15,7 @@
 //! * [`replay`]: a scenario under a policy to the same report as `orion-sim`.
 //! * [`mod@bench`]: fidelity sweeps, the executor's overhead, the stream-priority check.
 //! * [`cli`]: the `orion-real` command line.
+//! * [`profile`]: `orion-profile`, measured kernel traces of PyTorch workloads.
 #![warn(missing_docs)]
 
 pub mod bench;
@@ -26,6 +27,7 @@ pub mod executor;
 pub mod kernels;
 pub mod meta;
 pub mod plan;
+pub mod profile;
 pub mod replay;
 pub mod stats;
 
