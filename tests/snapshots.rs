@@ -7,10 +7,18 @@ use orion_sim::experiment::{Experiment, ExperimentOptions, run_experiment};
 use orion_sim::{IdealReference, run};
 use orion_traces::builtin::workload_clients;
 use orion_traces::scenario::DEFAULT_WARMUP;
-use orion_traces::{DeviceSpec, Scenario, Stop};
+use orion_traces::{BuiltinTraces, DeviceSpec, Scenario, Stop};
+
+/// The H100 preset pinned to the analytic traces, so that these snapshots keep pinning the
+/// simulator and policies, not the measured traces (those have their own snapshots below).
+fn analytic_h100() -> DeviceSpec {
+    let mut device = DeviceSpec::preset("h100").unwrap();
+    device.builtin_traces = BuiltinTraces::Analytic;
+    device
+}
 
 fn scenario(pair: &str) -> Scenario {
-    let device = DeviceSpec::preset("h100").unwrap();
+    let device = analytic_h100();
     Scenario {
         name: pair.into(),
         clients: workload_clients(pair, None, &device).unwrap(),
@@ -36,7 +44,7 @@ fn json_report_of_every_policy_on_two_pairs() {
 }
 
 fn experiment(exp: Experiment) -> String {
-    let mut opts = ExperimentOptions::new(DeviceSpec::preset("h100").unwrap(), "builtin:h100".into());
+    let mut opts = ExperimentOptions::new(analytic_h100(), "builtin:h100".into());
     opts.duration_ns = 3_000_000_000;
     run_experiment(exp, &opts).unwrap().table()
 }
@@ -49,4 +57,16 @@ fn fig7_table() {
 #[test]
 fn fig10_table() {
     insta::assert_snapshot!("fig10_h100_3s", experiment(Experiment::Fig10));
+}
+
+#[test]
+fn json_report_with_measured_h100_traces() {
+    let mut sc = scenario("resnet50_bert");
+    sc.device = DeviceSpec::preset("h100").unwrap();
+    sc.clients = workload_clients("resnet50_bert", None, &sc.device).unwrap();
+    assert_eq!(sc.clients[0].trace.meta.source.as_str(), "measured");
+    for policy in ["ideal", "orion"] {
+        let report = run(&sc, policy, &ParamMap::new(), IdealReference::Simulate).unwrap().report;
+        insta::assert_snapshot!(format!("report_resnet50_bert_{policy}_measured"), report.to_json());
+    }
 }

@@ -2,19 +2,84 @@
 //! `orion-sim` works on a fresh clone with no files, and the named HP/BE pairs built from them.
 
 use crate::arrival::ArrivalProcess;
-use crate::device::DeviceSpec;
-use crate::error::{Result, TraceError};
-use crate::format::read_trace;
+use crate::device::{BuiltinTraces, DeviceSpec};
+use crate::error::{Location, Result, TraceError};
+use crate::format::{read_trace, read_trace_str};
 use crate::scenario::ClientSpec;
 use crate::trace::Trace;
 use crate::workload::{Model, Pair, Role, WorkKind};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-/// The built-in trace of `model` in `kind` at `batch` on `device`. Until measured traces exist
-/// for a device, this is the analytic estimate (labelled `analytic` in its metadata).
+/// The built-in trace of `model` in `kind` at `batch` on `device`: the measured trace of
+/// [`MEASURED`] when there is one for this device, model, mode and batch (and the device's
+/// `builtin_traces` allows it), else the analytic estimate. Each is labelled in its metadata
+/// (`source`: `measured` or `analytic`), and reports print it.
 pub fn builtin_trace(model: Model, kind: WorkKind, batch: u32, device: &DeviceSpec) -> Trace {
+    if device.builtin_traces == BuiltinTraces::MeasuredWhenAvailable
+        && let Some(t) = measured_trace(model, kind, batch, &device.name)
+    {
+        return t;
+    }
     crate::analytic::generate(model, kind, batch, device)
+}
+
+/// The measured traces compiled in (from `model_kernels/`, so a fresh clone needs no files at
+/// run time): device name, model, mode, batch, the trace file's text.
+///
+/// Only traces with Orion's classes from Nsight Compute are listed: the H100 training traces
+/// of `model_kernels/h100/` still lack their ncu metrics (every class `unknown`), which would
+/// make every BE kernel look compatible to Orion, so training stays analytic until they are
+/// re-profiled.
+pub const MEASURED: [(&str, Model, WorkKind, u32, &str); 5] = [
+    (
+        "h100",
+        Model::ResNet50,
+        WorkKind::Inference,
+        4,
+        include_str!("../../model_kernels/h100/resnet50-inference-b4.csv"),
+    ),
+    (
+        "h100",
+        Model::MobileNetV2,
+        WorkKind::Inference,
+        4,
+        include_str!("../../model_kernels/h100/mobilenetv2-inference-b4.csv"),
+    ),
+    (
+        "h100",
+        Model::ResNet101,
+        WorkKind::Inference,
+        4,
+        include_str!("../../model_kernels/h100/resnet101-inference-b4.csv"),
+    ),
+    ("h100", Model::Bert, WorkKind::Inference, 2, include_str!("../../model_kernels/h100/bert-inference-b2.csv")),
+    (
+        "h100",
+        Model::Transformer,
+        WorkKind::Inference,
+        4,
+        include_str!("../../model_kernels/h100/transformer-inference-b4.csv"),
+    ),
+];
+
+/// The embedded measured trace for a device name, model, mode and batch, parsed once.
+pub fn measured_trace(model: Model, kind: WorkKind, batch: u32, device: &str) -> Option<Trace> {
+    static PARSED: OnceLock<Vec<Option<Trace>>> = OnceLock::new();
+    let parsed = PARSED.get_or_init(|| {
+        MEASURED
+            .iter()
+            .map(|(dev, m, k, b, text)| {
+                let origin = Location::file(format!("<built-in {dev}/{}-{}-b{b}>", m.as_str(), k.as_str()));
+                read_trace_str(text, origin).ok()
+            })
+            .collect()
+    });
+    MEASURED
+        .iter()
+        .zip(parsed)
+        .find(|((dev, m, k, b, _), _)| dev.eq_ignore_ascii_case(device) && *m == model && *k == kind && *b == batch)
+        .and_then(|(_, t)| t.clone())
 }
 
 /// A built-in inference client of `model` at its default batch, arriving by `arrival`.
@@ -97,4 +162,36 @@ pub fn workload_clients(name: &str, mode: Option<WorkKind>, device: &DeviceSpec)
         }
         WorkKind::Training => training_client(model, Role::Hp, device),
     }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::TraceSource;
+
+    #[test]
+    fn every_embedded_trace_parses_and_is_measured() {
+        for (dev, m, k, b, text) in MEASURED {
+            let t = read_trace_str(text, Location::file("embedded")).unwrap();
+            assert_eq!(t.meta.source, TraceSource::Measured, "{dev} {m} {k}");
+            assert_eq!((t.meta.mode, t.meta.batch_size), (Some(k), Some(b)));
+            assert_eq!(t.meta.model.as_deref(), Some(m.as_str()));
+            assert!(t.kernel_count() > 100);
+            assert!(measured_trace(m, k, b, dev).is_some());
+        }
+    }
+
+    #[test]
+    fn h100_uses_measured_traces_unless_told_otherwise() {
+        let mut dev = DeviceSpec::preset("h100").unwrap();
+        let t = builtin_trace(Model::ResNet50, WorkKind::Inference, 4, &dev);
+        assert_eq!(t.meta.source, TraceSource::Measured);
+        // Another batch, training, and another device: analytic.
+        assert_eq!(builtin_trace(Model::ResNet50, WorkKind::Inference, 8, &dev).meta.source, TraceSource::Analytic);
+        assert_eq!(builtin_trace(Model::ResNet50, WorkKind::Training, 32, &dev).meta.source, TraceSource::Analytic);
+        let v100 = DeviceSpec::preset("v100").unwrap();
+        assert_eq!(builtin_trace(Model::ResNet50, WorkKind::Inference, 4, &v100).meta.source, TraceSource::Analytic);
+        dev.builtin_traces = BuiltinTraces::Analytic;
+        assert_eq!(builtin_trace(Model::ResNet50, WorkKind::Inference, 4, &dev).meta.source, TraceSource::Analytic);
+    }
 }

@@ -123,6 +123,28 @@ pub struct DeviceSpec {
     /// Where fitted parameters come from, when they were fitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
+    /// Which built-in traces the built-in workloads use on this device: measured ones where
+    /// `model_kernels/` has them (the default), or always the analytic estimates.
+    #[serde(default, skip_serializing_if = "BuiltinTraces::is_default")]
+    pub builtin_traces: BuiltinTraces,
+}
+
+/// Which built-in traces a device's built-in workloads use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuiltinTraces {
+    /// The measured trace when one is embedded for this device, model, mode and batch; the
+    /// analytic one otherwise.
+    #[default]
+    MeasuredWhenAvailable,
+    /// Always the analytic trace (e.g. to keep results comparable with earlier ones).
+    Analytic,
+}
+
+impl BuiltinTraces {
+    fn is_default(&self) -> bool {
+        *self == BuiltinTraces::default()
+    }
 }
 
 const PRESETS: [(&str, &str); 3] = [
