@@ -429,7 +429,15 @@ impl GpuModel {
             let k = &mut self.kernels[i];
             let more_fit = fits(free, &k.shape.per_block) > 0;
             for c in &mut k.cohorts {
-                let current = ((c.progress - 1e-9).ceil() as u64).clamp(1, c.waves);
+                // The wave under way; at a wave boundary (within rounding), the one just done, so
+                // that a cut there ends the cohort now, as wave-by-wave dispatch would.
+                let nearest = c.progress.round();
+                let current = if nearest >= 1.0 && (c.progress - nearest).abs() < 1e-6 {
+                    nearest as u64
+                } else {
+                    c.progress.ceil() as u64
+                }
+                .clamp(1, c.waves);
                 if (ahead_waiting || more_fit) && current < c.waves {
                     // A kernel ahead is waiting, or more of this kernel's blocks would fit: the
                     // dispatcher decides afresh at the next wave boundary.
@@ -456,6 +464,20 @@ impl GpuModel {
                     }
                 }
             }
+            // A cohort cut at a wave boundary is done: its slots are free for this dispatch, as
+            // they would be after the wave's own completion event.
+            let before = k.cohorts.len();
+            k.cohorts.retain(|c| {
+                let ended = c.finish_at == NEVER && c.progress >= c.waves as f64 - 1e-6;
+                if ended {
+                    release(free, &k.shape.per_block, c.blocks);
+                    k.resident -= c.blocks;
+                }
+                !ended
+            });
+            let ended = (before - k.cohorts.len()) as u64;
+            self.stats.events += ended;
+            self.stats.cohorts += ended;
         }
         // Then hand free resources to waiting blocks by priority, then launch order.
         for i in 0..n {
@@ -517,7 +539,9 @@ impl GpuModel {
             k.sigma = sigma;
             for c in &mut k.cohorts {
                 if changed || c.finish_at == NEVER {
-                    c.finish_at = now + ((c.waves as f64 - c.progress) / rate).ceil().max(0.0) as u64;
+                    // Less a picosecond, so that floating-point residue of the progress never adds a
+                    // nanosecond (which could reorder events that coincide).
+                    c.finish_at = now + ((c.waves as f64 - c.progress) / rate - 1e-3).ceil().max(0.0) as u64;
                 }
             }
         }
