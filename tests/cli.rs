@@ -112,3 +112,45 @@ fn same_inputs_and_seed_give_byte_identical_json() {
     ]);
     assert_ne!(a, c, "a different seed gives different arrivals");
 }
+
+/// `--timeline` writes a Chrome trace-event file that passes the format check, with a process
+/// per client, a slice per op (its profile in `args`) and the run's provenance.
+#[test]
+fn timeline_is_valid_trace_event_json_with_every_client_and_the_provenance() {
+    let path = std::env::temp_dir().join(format!("orion-timeline-test-{}.json", std::process::id()));
+    let p = path.display().to_string();
+    let (code, out, err) = orion_sim(&[
+        "--trace",
+        "resnet50_bert",
+        "--duration",
+        "2s",
+        "--seed",
+        "7",
+        "--timeline",
+        &p,
+        "--window",
+        "0.5s..0.7s",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let text = std::fs::read_to_string(&path).expect("timeline written");
+    std::fs::remove_file(&path).ok();
+    let v: serde_json::Value = serde_json::from_str(&text).expect("timeline is JSON");
+    let summary = orion_sim::timeline::validate(&v).expect("timeline passes the trace-event check");
+    assert!(summary.slices > 100, "{summary:?}");
+    let events = v["traceEvents"].as_array().unwrap();
+    let processes: Vec<&str> =
+        events.iter().filter(|e| e["name"] == "process_name").filter_map(|e| e["args"]["name"].as_str()).collect();
+    assert!(processes.iter().any(|n| n.contains("resnet50")), "{processes:?}");
+    assert!(processes.iter().any(|n| n.contains("bert")), "{processes:?}");
+    let kernel = events.iter().find(|e| e["ph"] == "X" && e["cat"] == "kernel").expect("a kernel slice");
+    assert!(kernel["args"].as_object().is_some_and(|a| !a.is_empty()), "{kernel}");
+    // Every slice lies in the window (µs).
+    for e in events.iter().filter(|e| e["ph"] == "X") {
+        let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
+        assert!(ts + dur >= 500_000.0 - 1e-3 && ts <= 700_000.0 + 1e-3, "{e}");
+    }
+    let meta = v["otherData"].to_string();
+    for needle in ["seed", "7", "h100", "resnet50"] {
+        assert!(meta.contains(needle), "provenance should name {needle}: {meta}");
+    }
+}

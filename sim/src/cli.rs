@@ -1,8 +1,12 @@
 //! The `orion-sim` command line: argument parsing and wiring only; the work is in the library.
 
+use crate::engine::Recording;
 use crate::experiment::{Experiment, ExperimentOptions, run_experiment};
-use crate::run::{IdealReference, run};
-use crate::table;
+use crate::gpu::UtilizationWindow;
+use crate::run::{IdealReference, run_with};
+use crate::sweep::{SweepSpec, parse_param_axis, parse_rates, run_sweep};
+use crate::timeline::{self, Window};
+use crate::{plot, table};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use orion_policies::params::{ParamMap, parse_assignment};
@@ -13,7 +17,7 @@ use orion_traces::scenario::DEFAULT_WARMUP;
 use orion_traces::units::parse_duration_ns;
 use orion_traces::{ArrivalProcess, DeviceSpec, Model, Scenario, Stop, WorkKind, arrival::read_inter_arrivals};
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 /// Simulate deep-learning jobs sharing one GPU under a scheduling policy.
@@ -21,7 +25,11 @@ use std::path::{Path, PathBuf};
 #[command(name = "orion-sim", version, args_conflicts_with_subcommands = true)]
 #[command(after_help = "Examples:\n  orion-sim --policy priority-streams --trace resnet50_bert\n  \
 orion-sim --policy streams --trace mobilenetv2_resnet101 --duration 60s --json\n  \
-orion-sim --policy temporal config.json\n  orion-sim list")]
+orion-sim --policy temporal config.json\n  \
+orion-sim --trace resnet50_bert --duration 2s --plot figs --timeline run.json\n  \
+orion-sim experiment fig7 --plot figs\n  \
+orion-sim sweep --trace resnet50_bert --param dur_threshold=20us..2ms:log:50 -o sweep.csv --plot figs\n  \
+orion-sim list")]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -36,6 +44,74 @@ enum Command {
     /// Run one of the seed paper's experiments (fig7: HP inference vs BE training; fig10:
     /// bursty HP inference vs BE inference) and print its table.
     Experiment(Box<ExperimentArgs>),
+    /// Sweep policy parameters, HP arrival rates and BE jobs (cartesian product), in parallel;
+    /// one CSV or JSON row per point, and a Pareto plot.
+    Sweep(Box<SweepArgs>),
+}
+
+/// Arguments of `orion-sim sweep`.
+#[derive(Debug, Args)]
+#[command(after_help = "Values: a list (33,66,132; 160us,1ms; true,false) or a range FROM..TO:lin:N or \
+FROM..TO:log:N (N values, both ends included; ends with a time unit are durations; integer ends give \
+integers).\n\nExample (1,000 points):\n  orion-sim sweep --trace resnet50_bert --policy orion \
+--param dur_threshold=20us..2ms:log:50 --param sm_threshold=33,66,99,132 --hp-rate 5..40:lin:5 \
+--duration 5s -o sweep.csv --plot figs")]
+pub struct SweepArgs {
+    /// Scenario file (Orion's config.json or an orion-rs scenario), instead of --trace.
+    config: Option<PathBuf>,
+    /// Built-in workload (a pair HP_BE such as resnet50_bert) or a trace file.
+    #[arg(long, short, conflicts_with = "config")]
+    trace: Option<String>,
+    /// Mode of a single-model or trace-file workload: inference or training.
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<WorkKind>,
+    /// Device preset (v100, a100, h100).
+    #[arg(long, default_value = "h100", conflicts_with = "device_file")]
+    device: String,
+    /// Device description file.
+    #[arg(long)]
+    device_file: Option<PathBuf>,
+    /// Seed of every random choice (the same for every point).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Simulated time per point.
+    #[arg(long, default_value = "10s", conflicts_with = "requests")]
+    duration: String,
+    /// Stop each point after the HP client completes this many measured requests.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Warm-up requests per client excluded from statistics (default 10).
+    #[arg(long)]
+    warmup: Option<u32>,
+    /// Policies to sweep, comma-separated.
+    #[arg(long, short, value_delimiter = ',', default_value = "orion")]
+    policy: Vec<String>,
+    /// A policy parameter axis, KEY=VALUES or POLICY.KEY=VALUES (repeatable), e.g.
+    /// dur_threshold=20us..2ms:log:50 or sm_threshold=33,66,132.
+    #[arg(short = 'P', long = "param", value_name = "KEY=VALUES")]
+    params: Vec<String>,
+    /// HP arrival rates in requests/s, e.g. 5..40:lin:8 or 10,20,40.
+    #[arg(long, value_name = "VALUES")]
+    hp_rate: Option<String>,
+    /// BE jobs replacing the scenario's BE client, comma-separated models, e.g. resnet50,bert.
+    #[arg(long, value_delimiter = ',')]
+    be: Vec<String>,
+    /// Write the results to this file: CSV (.csv) or JSON (.json). Without it, the CSV goes to
+    /// standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Print JSON instead of CSV to standard output.
+    #[arg(long, conflicts_with = "output")]
+    json: bool,
+    /// Write the Pareto plot (HP p95 overhead vs BE throughput) to this folder (PNG and SVG).
+    #[arg(long, value_name = "DIR")]
+    plot: Option<PathBuf>,
+    /// Threads to run on (default: every core).
+    #[arg(long, short)]
+    jobs: Option<usize>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// Arguments of `orion-sim experiment`.
@@ -80,6 +156,10 @@ pub struct ExperimentArgs {
     /// Also write the JSON report to this file.
     #[arg(long, short)]
     output: Option<PathBuf>,
+    /// Write the figures (HP p95 and throughput bars, HP latency CDF per pair) to this folder,
+    /// as PNG and SVG.
+    #[arg(long, value_name = "DIR")]
+    plot: Option<PathBuf>,
 }
 
 /// Arguments of a simulation run.
@@ -137,6 +217,17 @@ pub struct RunArgs {
     /// Skip the ideal (dedicated-GPU) reference runs.
     #[arg(long)]
     no_ideal: bool,
+    /// Write the figures (HP latency CDF against the ideal, utilisation timeline) to this
+    /// folder, as PNG and SVG.
+    #[arg(long, value_name = "DIR")]
+    plot: Option<PathBuf>,
+    /// Write the run's timeline as Chrome trace-event JSON (open it in Perfetto or
+    /// chrome://tracing): one track per client, one slice per op with its profile.
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<PathBuf>,
+    /// Part of the run the timeline and the utilisation plot show, FROM..TO (e.g. 1s..1.2s).
+    #[arg(long, value_name = "FROM..TO", value_parser = Window::parse)]
+    window: Option<Window>,
 }
 
 fn parse_mode(s: &str) -> Result<WorkKind, String> {
@@ -172,6 +263,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Result<()> {
     match cli.command {
         Some(Command::List) => list(out),
         Some(Command::Experiment(args)) => experiment_command(*args, out),
+        Some(Command::Sweep(args)) => sweep_command(*args, out),
         None => run_command(cli.run, out),
     }
 }
@@ -249,6 +341,12 @@ fn experiment_command(args: ExperimentArgs, out: &mut dyn Write) -> Result<()> {
     } else {
         write!(out, "{}", report.table())?;
     }
+    if let Some(dir) = &args.plot {
+        let files = plot::write_experiment_plots(dir, &report)?;
+        if !args.json {
+            writeln!(out, "figures: {} files in {}", files.len(), dir.display())?;
+        }
+    }
     Ok(())
 }
 
@@ -325,8 +423,20 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         params.insert(k, v);
     }
     let policy = args.policy.clone().or_else(|| scenario.policy.clone()).unwrap_or_else(|| "orion".into());
-    let result =
-        run(&scenario, &policy, &params, if args.no_ideal { IdealReference::Skip } else { IdealReference::Simulate })?;
+    let window = args.window.unwrap_or(Window::ALL);
+    if args.window.is_some() && args.plot.is_none() && args.timeline.is_none() {
+        bail!("--window applies to --plot and --timeline; give one of them");
+    }
+    let recording = Recording {
+        ops: args.timeline.is_some(),
+        utilization: (args.plot.is_some() || args.timeline.is_some()).then_some(UtilizationWindow {
+            from_ns: window.from_ns,
+            to_ns: if window.to_ns == u64::MAX { scenario.stop.duration_ns } else { Some(window.to_ns) },
+            buckets: 1000,
+        }),
+    };
+    let reference = if args.no_ideal { IdealReference::Skip } else { IdealReference::Simulate };
+    let (result, detail) = run_with(&scenario, &policy, &params, reference, &recording)?;
     let json = result.report.to_json();
     if let Some(path) = &args.output {
         std::fs::write(path, format!("{json}\n")).with_context(|| format!("writing {}", path.display()))?;
@@ -335,6 +445,138 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "{json}")?;
     } else {
         write!(out, "{}", table::render(&result))?;
+    }
+    if let Some(path) = &args.timeline {
+        let t = timeline::from_sim_run(&scenario, &result.report, &detail, window);
+        let mut f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        t.write_json(&mut f).with_context(|| format!("writing {}", path.display()))?;
+        if !args.json {
+            writeln!(
+                out,
+                "timeline: {} slices in {} (open in Perfetto or chrome://tracing)",
+                t.spans.len(),
+                path.display()
+            )?;
+        }
+    }
+    if let Some(dir) = &args.plot {
+        let files = plot::write_run_plots(dir, &scenario, &result, &detail)?;
+        if !args.json {
+            writeln!(out, "figures: {} files in {}", files.len(), dir.display())?;
+        }
+    }
+    Ok(())
+}
+
+fn sweep_command(args: SweepArgs, out: &mut dyn Write) -> Result<()> {
+    let run_args = RunArgs {
+        config: args.config.clone(),
+        policy: None,
+        trace: args.trace.clone(),
+        mode: args.mode,
+        device: args.device.clone(),
+        device_file: args.device_file.clone(),
+        seed: args.seed,
+        duration: args.requests.is_none().then(|| args.duration.clone()),
+        requests: args.requests,
+        warmup: args.warmup,
+        hp_rate: None,
+        uniform: false,
+        inter_arrivals: None,
+        params: Vec::new(),
+        json: false,
+        output: None,
+        no_ideal: false,
+        plot: None,
+        timeline: None,
+        window: None,
+    };
+    let base = scenario_from_args(&run_args)?;
+    let mut spec = SweepSpec {
+        policies: args.policy.iter().map(|p| p.trim().to_ascii_lowercase().replace('_', "-")).collect(),
+        ..SweepSpec::default()
+    };
+    if spec.policies.is_empty() {
+        bail!("--policy: name at least one policy");
+    }
+    for p in &spec.policies {
+        if !registry::names().contains(&p.as_str()) {
+            bail!("--policy: unknown policy `{p}` (expected one of: {})", registry::names().join(", "));
+        }
+    }
+    if !base.policy_params.is_empty() {
+        for p in &spec.policies {
+            spec.fixed.insert(p.clone(), base.policy_params.clone());
+        }
+    }
+    let mut axes = vec![format!("--policy {}", spec.policies.join(","))];
+    for p in &args.params {
+        spec.params.push(parse_param_axis(p).map_err(|e| anyhow!("--param: {e}"))?);
+        axes.push(format!("--param {p}"));
+    }
+    if let Some(r) = &args.hp_rate {
+        spec.hp_rates = parse_rates(r).map_err(|e| anyhow!("--hp-rate: {e}"))?;
+        axes.push(format!("--hp-rate {r}"));
+    }
+    if !args.be.is_empty() {
+        spec.be =
+            args.be.iter().map(|n| n.parse::<Model>().map_err(|e| anyhow!("--be: {e}"))).collect::<Result<_>>()?;
+        axes.push(format!("--be {}", args.be.join(",")));
+    }
+    let format_json = match &args.output {
+        Some(p) => match p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("csv") => false,
+            Some("json") => true,
+            _ => bail!("-o {}: write the results as .csv or .json", p.display()),
+        },
+        None => args.json,
+    };
+    let points = spec.points().map_err(|e| anyhow!("{e}"))?;
+    let mut variants: Vec<(Option<Model>, Option<u64>)> =
+        points.iter().map(|p| (p.be, p.hp_rate.map(f64::to_bits))).collect();
+    variants.sort();
+    variants.dedup();
+    let total = (points.len() + variants.len()) as u64;
+    let bar = if args.quiet || !std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} sweep [{elapsed_precise}] {wide_bar} {pos}/{len} simulations ({eta} left)",
+        ) {
+            b.set_style(style);
+        }
+        b
+    };
+    let threads = args.jobs.unwrap_or_else(rayon::current_num_threads);
+    if threads == 0 {
+        bail!("--jobs: must be at least 1");
+    }
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().context("starting the worker threads")?;
+    let started = std::time::Instant::now();
+    let report = pool.install(|| run_sweep(&base, &spec, axes, &|| bar.inc(1)))?;
+    let wall = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let text = if format_json { format!("{}\n", report.to_json()) } else { report.to_csv() };
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+            writeln!(
+                out,
+                "sweep: {} points ({} simulations with the ideal references) in {wall:.1} s wall on {threads} threads; results in {}",
+                report.rows.len(),
+                total,
+                path.display()
+            )?;
+        }
+        None => write!(out, "{text}")?,
+    }
+    if let Some(dir) = &args.plot {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating the plot folder {}", dir.display()))?;
+        let files = plot::save_both(&report.pareto(), dir, "sweep_pareto")?;
+        if args.output.is_some() {
+            writeln!(out, "figures: {} files in {}", files.len(), dir.display())?;
+        }
     }
     Ok(())
 }

@@ -7,11 +7,11 @@
 //! host events, then the policy runs once if anything changed and its submissions go to the GPU
 //! after the device's launch latency.
 
-use crate::gpu::{Done, GpuModel, GpuStats, NEVER, OpSpan};
+use crate::gpu::{Done, GpuModel, GpuStats, NEVER, OpSpan, Utilization, UtilizationWindow};
 use crate::shape::{Exec, shape_of};
 use orion_policies::report::ClientRecorder;
 use orion_policies::{
-    Backend, ClientInfo, Command, DeviceInfo, Driver, DriverClient, Policy, PolicyError, StreamPriority,
+    Backend, ClientInfo, Command, DeviceInfo, Driver, DriverClient, Policy, PolicyError, ProfileRef, StreamPriority,
 };
 use orion_traces::{ClientSpec, DeviceSpec, Stop};
 
@@ -43,6 +43,32 @@ pub struct SimInput<'a> {
     pub record_ops: bool,
 }
 
+/// What a simulation records besides its statistics, for timelines and plots. Everything is off
+/// by default: recording costs time and memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recording {
+    /// Record when every op ran and what it was ([`SimOutcome::ops`], [`SimOutcome::op_info`]);
+    /// also on when [`SimInput::record_ops`] is.
+    pub ops: bool,
+    /// Sample SM occupancy and DRAM bandwidth per client over this window
+    /// ([`SimOutcome::utilization`]).
+    pub utilization: Option<UtilizationWindow>,
+}
+
+/// What the host and the policy did with an op of the op log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpInfo {
+    /// Its profile (which trace row it is).
+    pub profile: ProfileRef,
+    /// The request (iteration) it belongs to, counting from 0, warm-up included.
+    pub request: u64,
+    /// When the client's host issued it, ns.
+    pub issued_at: u64,
+    /// When the policy submitted it (the last time, if it was preempted and resubmitted), ns;
+    /// it reached the GPU a launch latency later.
+    pub submitted_at: u64,
+}
+
 /// What a simulation produced.
 #[derive(Debug, Clone)]
 pub struct SimOutcome {
@@ -56,8 +82,15 @@ pub struct SimOutcome {
     pub host_events: u64,
     /// Policy invocations.
     pub policy_calls: u64,
-    /// When each op ran, in completion order (only with [`SimInput::record_ops`]).
+    /// When each op ran, in completion order (only with [`SimInput::record_ops`] or
+    /// [`Recording::ops`]).
     pub ops: Vec<OpSpan>,
+    /// For each entry of [`ops`](Self::ops), at the same index: what the op was and when it was
+    /// issued and submitted (only with [`Recording::ops`] through [`simulate_with`]).
+    pub op_info: Vec<OpInfo>,
+    /// SM occupancy and DRAM bandwidth per client over time (only with
+    /// [`Recording::utilization`]).
+    pub utilization: Option<Utilization>,
 }
 
 impl SimOutcome {
@@ -77,6 +110,15 @@ fn stream_priority(p: StreamPriority) -> u8 {
 
 /// Runs one simulation of `input` under `policy` (already built; its `setup` is called here).
 pub fn simulate(input: &SimInput<'_>, policy: &mut dyn Policy) -> Result<SimOutcome, PolicyError> {
+    simulate_with(input, policy, &Recording::default())
+}
+
+/// As [`simulate`], also recording what `recording` asks for.
+pub fn simulate_with(
+    input: &SimInput<'_>,
+    policy: &mut dyn Policy,
+    recording: &Recording,
+) -> Result<SimOutcome, PolicyError> {
     let device = DeviceInfo { name: input.device.name.clone(), sm_count: input.device.sm_count };
     let clients: Vec<DriverClient<'_>> = input
         .clients
@@ -97,9 +139,15 @@ pub fn simulate(input: &SimInput<'_>, policy: &mut dyn Policy) -> Result<SimOutc
         .collect();
     let priorities: Vec<u8> = driver.stream_priorities().iter().map(|&p| stream_priority(p)).collect();
     let mut gpu = GpuModel::new(input.device, &priorities);
-    if input.record_ops {
+    let detail = recording.ops;
+    if input.record_ops || detail {
         gpu.record_ops();
     }
+    if let Some(window) = recording.utilization {
+        gpu.record_utilization(window);
+    }
+    // With a detailed op log: per client, indexed by sequence number, what each op was.
+    let mut submitted: Vec<Vec<Option<OpInfo>>> = vec![Vec::new(); if detail { input.clients.len() } else { 0 }];
     let launch_latency = input.device.launch_latency_ns;
     let end = driver.end();
     let mut done: Vec<Done> = Vec::new();
@@ -132,6 +180,9 @@ pub fn simulate(input: &SimInput<'_>, policy: &mut dyn Policy) -> Result<SimOutc
                 Command::Submit { client, seq, profile } => {
                     let exec = shapes[client][profile.table as usize][profile.row as usize];
                     gpu.submit(client, seq, exec, now + launch_latency);
+                    if detail {
+                        note_submission(&mut submitted[client], &driver, client, seq, profile, now);
+                    }
                 }
                 Command::Preempt { client } => {
                     gpu.preempt(client, now);
@@ -140,12 +191,46 @@ pub fn simulate(input: &SimInput<'_>, policy: &mut dyn Policy) -> Result<SimOutc
         }
     };
     let out = driver.finish();
+    let utilization = gpu.take_utilization(end_ns);
+    let ops = gpu.take_log();
+    let op_info = if detail {
+        ops.iter()
+            .map(|o| submitted[o.stream].get(o.seq as usize).copied().flatten().expect("a completed op was submitted"))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(SimOutcome {
         end_ns,
         recorders: out.recorders,
         gpu: gpu.stats(),
         host_events: out.host_events,
         policy_calls: out.policy_calls,
-        ops: gpu.take_log(),
+        ops,
+        op_info,
+        utilization,
     })
+}
+
+/// Remembers what op `seq` of `client` is, as it is submitted at `now`.
+fn note_submission(
+    log: &mut Vec<Option<OpInfo>>,
+    driver: &Driver<'_>,
+    client: usize,
+    seq: u64,
+    profile: ProfileRef,
+    now: u64,
+) {
+    let queued = driver.state().client(client).in_flight().iter().rev().find(|f| f.op.seq == seq).map(|f| f.op);
+    let info = OpInfo {
+        profile,
+        request: queued.map_or(0, |q| q.request),
+        issued_at: queued.map_or(now, |q| q.issued_at),
+        submitted_at: now,
+    };
+    let i = seq as usize;
+    if log.len() <= i {
+        log.resize(i + 1, None);
+    }
+    log[i] = Some(info);
 }

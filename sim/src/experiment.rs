@@ -11,7 +11,8 @@
 //! Cells run in parallel; each is an ordinary [`run`](crate::run) whose ideal reference is
 //! simulated once per HP/BE pair and shared by the policies.
 
-use crate::run::{IdealReference, RunError, run};
+use crate::engine::Recording;
+use crate::run::{IdealReference, RunError, run_with};
 use orion_policies::params::ParamMap;
 use orion_policies::report::round6;
 use orion_policies::{Report, registry};
@@ -146,6 +147,9 @@ pub struct ExperimentReport {
     pub policy_params: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
     /// The cells, by HP, BE, then policy.
     pub cells: Vec<Cell>,
+    /// HP request latencies of every cell, ns, by (HP, BE, policy): for plots, not serialised.
+    #[serde(skip)]
+    pub hp_latencies_ns: BTreeMap<(String, String, String), Vec<u64>>,
 }
 
 fn hp_arrival(exp: Experiment, hp: Model, opts: &ExperimentOptions) -> ArrivalProcess {
@@ -209,6 +213,9 @@ fn cell(hp: Model, be: Model, policy: &str, r: &Report) -> Cell {
     }
 }
 
+/// One cell's result: the cell, its report, and the HP's request latencies (ns).
+type CellRun = (Cell, Report, Vec<u64>);
+
 /// Runs experiment `exp`.
 pub fn run_experiment(exp: Experiment, opts: &ExperimentOptions) -> Result<ExperimentReport, RunError> {
     for p in &opts.policies {
@@ -217,21 +224,26 @@ pub fn run_experiment(exp: Experiment, opts: &ExperimentOptions) -> Result<Exper
     let pairs: Vec<(Model, Model)> =
         opts.hp_models.iter().flat_map(|&hp| opts.be_models.iter().map(move |&be| (hp, be))).collect();
     let empty = ParamMap::new();
-    let per_pair: Vec<Result<Vec<(Cell, Report)>, RunError>> = pairs
+    let rec = Recording::default();
+    let per_pair: Vec<Result<Vec<CellRun>, RunError>> = pairs
         .par_iter()
         .map(|&(hp, be)| {
             let sc = scenario(exp, hp, be, opts);
-            let ideal = run(&sc, "ideal", &empty, IdealReference::Simulate)?.report;
+            let (ideal, ideal_detail) = run_with(&sc, "ideal", &empty, IdealReference::Simulate, &rec)?;
+            let ideal = ideal.report;
+            let hp_latencies = |mut l: Vec<Vec<u64>>| if l.is_empty() { Vec::new() } else { l.swap_remove(0) };
+            let ideal_latencies = hp_latencies(ideal_detail.latencies_ns);
             opts.policies
                 .par_iter()
                 .map(|p| {
                     let params = opts.params.get(p).unwrap_or(&empty);
-                    let r = if p == "ideal" {
-                        ideal.clone()
+                    let (r, latencies) = if p == "ideal" {
+                        (ideal.clone(), ideal_latencies.clone())
                     } else {
-                        run(&sc, p, params, IdealReference::Given(&ideal))?.report
+                        let (r, d) = run_with(&sc, p, params, IdealReference::Given(&ideal), &rec)?;
+                        (r.report, hp_latencies(d.latencies_ns))
                     };
-                    Ok((cell(hp, be, p, &r), r))
+                    Ok((cell(hp, be, p, &r), r, latencies))
                 })
                 .collect()
         })
@@ -239,8 +251,10 @@ pub fn run_experiment(exp: Experiment, opts: &ExperimentOptions) -> Result<Exper
     let mut cells = Vec::new();
     let mut traces = BTreeMap::new();
     let mut policy_params = BTreeMap::new();
+    let mut hp_latencies_ns = BTreeMap::new();
     for pair in per_pair {
-        for (c, r) in pair? {
+        for (c, r, latencies) in pair? {
+            hp_latencies_ns.insert((c.hp.clone(), c.be.clone(), c.policy.clone()), latencies);
             for client in &r.clients {
                 traces.insert(client.trace.name.clone(), client.trace.source.clone());
             }
@@ -263,6 +277,7 @@ pub fn run_experiment(exp: Experiment, opts: &ExperimentOptions) -> Result<Exper
         hp_arrivals,
         policy_params,
         cells,
+        hp_latencies_ns,
     })
 }
 

@@ -13,8 +13,11 @@ pub mod cli;
 pub mod engine;
 pub mod experiment;
 pub mod gpu;
+pub mod plot;
 pub mod run;
 pub mod shape;
+pub mod sweep;
 pub mod table;
+pub mod timeline;
 
 pub use run::{IdealReference, RunError, RunResult, run};

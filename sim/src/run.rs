@@ -1,7 +1,8 @@
 //! Running a scenario under a policy: the shared simulation, the ideal (dedicated-GPU)
 //! reference, and the report.
 
-use crate::engine::{SimClient, SimInput, SimOutcome, simulate};
+use crate::engine::{OpInfo, Recording, SimClient, SimInput, SimOutcome, simulate, simulate_with};
+use crate::gpu::{OpSpan, Utilization};
 use orion_policies::report::{client_report, round6};
 use orion_policies::{ClientInfo, ParamMap, Policy, PolicyError, Report, Sharing, registry};
 use orion_traces::{ArrivalProcess, ClientSpec, Scenario, Stop};
@@ -53,6 +54,25 @@ pub enum IdealReference<'a> {
     Given(&'a Report),
 }
 
+/// What a run recorded besides its report, for plots and timelines.
+#[derive(Debug, Clone, Default)]
+pub struct RunDetail {
+    /// Per client (scenario order): latencies of its measured requests (iteration times of a
+    /// training client), ns, in completion order.
+    pub latencies_ns: Vec<Vec<u64>>,
+    /// The same for the ideal reference, when this run simulated it.
+    pub ideal_latencies_ns: Option<Vec<Vec<u64>>>,
+    /// Every op that ran, with what it was, in completion order per simulation; `stream` is the
+    /// client's index in the scenario (only with [`Recording::ops`]).
+    pub ops: Vec<(OpSpan, OpInfo)>,
+    /// SM occupancy and DRAM bandwidth per client (scenario order) over time (only with
+    /// [`Recording::utilization`]).
+    pub utilization: Option<Utilization>,
+    /// Whether each client ran alone on its own GPU (the `ideal` policy): its ops and
+    /// utilisation are then those of separate GPUs.
+    pub dedicated: bool,
+}
+
 /// Runs `scenario` under the policy `policy_name` with `params`.
 pub fn run(
     scenario: &Scenario,
@@ -60,6 +80,18 @@ pub fn run(
     params: &ParamMap,
     reference: IdealReference<'_>,
 ) -> Result<RunResult, RunError> {
+    run_with(scenario, policy_name, params, reference, &Recording::default()).map(|(r, _)| r)
+}
+
+/// As [`run`], also recording what `recording` asks for in the policy's own simulation (not in
+/// the ideal reference's), and returning every client's request latencies.
+pub fn run_with(
+    scenario: &Scenario,
+    policy_name: &str,
+    params: &ParamMap,
+    reference: IdealReference<'_>,
+    recording: &Recording,
+) -> Result<(RunResult, RunDetail), RunError> {
     let started = Instant::now();
     scenario.validate().map_err(|message| RunError::Scenario { name: scenario.name.clone(), message })?;
     let infos = client_infos(scenario);
@@ -67,40 +99,73 @@ pub fn run(
     let t0 = Instant::now();
     let (report_parts, outcome_events, simulated_ns) = match policy.sharing() {
         Sharing::Shared => {
-            let out = run_shared(scenario, &infos, policy.as_mut(), scenario.stop)?;
+            let out = run_shared(scenario, &infos, policy.as_mut(), scenario.stop, recording)?;
             let events = out.events();
             let end = out.end_ns;
             (Parts::Shared(out), events, end)
         }
         Sharing::Dedicated => {
-            let (outs, end) = run_dedicated(scenario, &infos, policy.as_mut())?;
+            let (outs, end) = run_dedicated(scenario, &infos, policy.as_mut(), recording)?;
             let events = outs.iter().map(SimOutcome::events).sum();
             (Parts::Dedicated(outs), events, end)
         }
     };
     let policy_wall = t0.elapsed();
     let mut report = build_report(scenario, policy.as_ref(), &report_parts);
+    let mut detail = take_detail(report_parts);
     let ideal = match reference {
         IdealReference::Skip => None,
         IdealReference::Given(r) => Some(r.clone()),
-        IdealReference::Simulate if matches!(report_parts, Parts::Dedicated(_)) => Some(report.clone()),
+        IdealReference::Simulate if detail.dedicated => {
+            detail.ideal_latencies_ns = Some(detail.latencies_ns.clone());
+            Some(report.clone())
+        }
         IdealReference::Simulate => {
             let mut ideal_policy = registry::build("ideal", &ParamMap::new())?;
             let stop = Stop { duration_ns: Some(simulated_ns.max(1)), requests: None };
-            let outs = solo_runs(scenario, &infos, ideal_policy.as_mut(), stop)?;
-            Some(build_report(scenario, ideal_policy.as_ref(), &Parts::Dedicated(outs)))
+            let outs = solo_runs(scenario, &infos, ideal_policy.as_mut(), stop, &Recording::default())?;
+            let parts = Parts::Dedicated(outs);
+            let ideal = build_report(scenario, ideal_policy.as_ref(), &parts);
+            detail.ideal_latencies_ns = Some(take_detail(parts).latencies_ns);
+            Some(ideal)
         }
     };
     if let Some(ideal) = ideal {
         report.attach_ideal(&ideal);
     }
-    Ok(RunResult {
+    let result = RunResult {
         report,
         wall: started.elapsed(),
         policy_wall,
         events: outcome_events,
         simulated_s: simulated_ns as f64 / 1e9,
-    })
+    };
+    Ok((result, detail))
+}
+
+/// The latencies, op log and utilisation of a run's simulations, by scenario client index.
+fn take_detail(parts: Parts) -> RunDetail {
+    match parts {
+        Parts::Shared(o) => RunDetail {
+            latencies_ns: o.recorders.into_iter().map(|r| r.latencies_ns).collect(),
+            ideal_latencies_ns: None,
+            ops: o.ops.into_iter().zip(o.op_info).collect(),
+            utilization: o.utilization,
+            dedicated: false,
+        },
+        Parts::Dedicated(outs) => {
+            let mut detail = RunDetail { dedicated: true, ..RunDetail::default() };
+            for (i, o) in outs.into_iter().enumerate() {
+                detail.latencies_ns.extend(o.recorders.into_iter().map(|r| r.latencies_ns));
+                detail.ops.extend(o.ops.into_iter().zip(o.op_info).map(|(s, info)| (OpSpan { stream: i, ..s }, info)));
+                detail.utilization = match (detail.utilization.take(), o.utilization) {
+                    (Some(a), Some(b)) => Some(a.merge(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            detail
+        }
+    }
 }
 
 enum Parts {
@@ -161,6 +226,7 @@ fn run_shared(
     infos: &[ClientInfo],
     policy: &mut dyn Policy,
     stop: Stop,
+    recording: &Recording,
 ) -> Result<SimOutcome, PolicyError> {
     let input = SimInput {
         device: &scenario.device,
@@ -176,7 +242,7 @@ fn run_shared(
         stop,
         record_ops: false,
     };
-    simulate(&input, policy)
+    simulate_with(&input, policy, recording)
 }
 
 /// Each client alone under `policy` (a fresh setup per client), each with `stop`.
@@ -185,6 +251,7 @@ fn solo_runs(
     infos: &[ClientInfo],
     policy: &mut dyn Policy,
     stop: Stop,
+    recording: &Recording,
 ) -> Result<Vec<SimOutcome>, PolicyError> {
     let hp = scenario.hp_client();
     scenario
@@ -206,7 +273,7 @@ fn solo_runs(
                 stop,
                 record_ops: false,
             };
-            simulate(&input, policy)
+            simulate_with(&input, policy, recording)
         })
         .collect()
 }
@@ -215,15 +282,16 @@ fn run_dedicated(
     scenario: &Scenario,
     infos: &[ClientInfo],
     policy: &mut dyn Policy,
+    recording: &Recording,
 ) -> Result<(Vec<SimOutcome>, u64), PolicyError> {
-    let mut outs = solo_runs(scenario, infos, policy, scenario.stop)?;
+    let mut outs = solo_runs(scenario, infos, policy, scenario.stop, recording)?;
     // With a request-count stop, clients other than the HP run as long as the HP did.
     if scenario.stop.requests.is_some()
         && let Some(h) = scenario.hp_client()
     {
         let end = outs[h].end_ns;
         let stop = Stop { duration_ns: Some(end.max(1)), requests: None };
-        let others = solo_runs(scenario, infos, policy, stop)?;
+        let others = solo_runs(scenario, infos, policy, stop, recording)?;
         for (i, o) in others.into_iter().enumerate() {
             if i != h {
                 outs[i] = o;

@@ -21,11 +21,14 @@
 //!   no SMs.
 
 pub mod contention;
+pub mod sampling;
 
 use crate::shape::{Exec, KernelShape, Res};
 use contention::{Load, slowdowns};
 use orion_traces::DeviceSpec;
 use orion_traces::device::ContentionParams;
+use sampling::Sampler;
+pub use sampling::{Utilization, UtilizationWindow};
 use std::collections::VecDeque;
 
 /// Time in ns meaning "never".
@@ -132,6 +135,7 @@ pub struct GpuModel {
     next_time: u64,
     stats: GpuStats,
     log: Option<Vec<OpSpan>>,
+    sampler: Option<Box<Sampler>>,
     wave_batching: bool,
     scratch_loads: Vec<Load>,
     scratch_dma: Vec<f64>,
@@ -185,6 +189,7 @@ impl GpuModel {
             next_time: NEVER,
             stats: GpuStats::default(),
             log: None,
+            sampler: None,
             wave_batching: true,
             scratch_loads: Vec::new(),
             scratch_dma: Vec::new(),
@@ -207,6 +212,22 @@ impl GpuModel {
     /// The ops completed since recording started, in completion order.
     pub fn take_log(&mut self) -> Vec<OpSpan> {
         self.log.take().unwrap_or_default()
+    }
+
+    /// Starts sampling per-stream SM occupancy and DRAM bandwidth over `window` (see
+    /// [`take_utilization`](Self::take_utilization)). Off by default: it costs a little time
+    /// per event.
+    pub fn record_utilization(&mut self, window: UtilizationWindow) {
+        self.sampler = Some(Box::new(Sampler::new(window, self.streams.len(), self.sm_count as f64)));
+    }
+
+    /// The utilisation sampled so far, up to `end` (the end of the run), if sampling is on.
+    pub fn take_utilization(&mut self, end: u64) -> Option<Utilization> {
+        let mut sampler = self.sampler.take()?;
+        if end > self.now {
+            sampler.integrate(self.now, end, &self.kernels, &self.transfers[0]);
+        }
+        Some(sampler.finish(end.max(self.now)))
     }
 
     /// Counters so far.
@@ -266,6 +287,9 @@ impl GpuModel {
     fn account(&mut self, now: u64) {
         if now <= self.now {
             return;
+        }
+        if let Some(sampler) = &mut self.sampler {
+            sampler.integrate(self.now, now, &self.kernels, &self.transfers[0]);
         }
         let dt = (now - self.now) as f64;
         let covered: u64 = self.kernels.iter().map(|k| k.resident.min(self.sm_count)).sum();
