@@ -28,6 +28,7 @@ any other Python program must do it itself, around each step it wants profiled.
 
 import argparse
 import datetime
+import gc
 import json
 import os
 import runpy
@@ -115,6 +116,7 @@ class KinetoMarker:
         self.files = []
         self.step_wall_ms = []
         self.with_cpu = False
+        self.preroll = torch.zeros(1, device="cuda")
 
     def start(self):
         torch = self.torch
@@ -126,6 +128,10 @@ class KinetoMarker:
         acts = [ProfilerActivity.CUDA] if not self.with_cpu else [ProfilerActivity.CPU, ProfilerActivity.CUDA]
         self.prof = profile(activities=acts)
         self.prof.__enter__()
+        # Pre-roll: one launch and a copy inside the session before the step, so that whatever
+        # the profiler does on a session's first GPU activity happens outside the step.
+        self.preroll.add_(1.0)
+        self.preroll.cpu()
         torch.cuda.synchronize()
         torch.cuda.mem_get_info()  # start marker: cudaMemGetInfo, a call no model makes
         self.t0 = time.perf_counter()
@@ -208,7 +214,10 @@ def model_program(torch, args, phase, record):
     for _ in range(args.warmup):
         wl.step()
     torch.cuda.synchronize()
-    if phase == "capture" and args.latency_steps > 0:
+    if phase in ("capture", "time") and args.latency_steps > 0:
+        # The same definition as `driver.py measure` (pass 1): warm-up, gc, back-to-back steps
+        # timed with perf_counter (input copy to outputs on the host), then CUDA-event spans.
+        gc.collect()
         lat = []
         for _ in range(args.latency_steps):
             t0 = time.perf_counter()
@@ -225,10 +234,12 @@ def model_program(torch, args, phase, record):
             b.synchronize()
             spans.append(a.elapsed_time(b))
         record["latency_ms"] = {"n": len(lat), "median": median(lat), "min": min(lat), "max": max(lat)}
+        if args.keep_samples:
+            record["latency_ms"]["samples"] = lat
         record["gpu_span_ms"] = {"n": len(spans), "median": median(spans)}
         log("unprofiled: latency median %.3f ms, CUDA-event span median %.3f ms" % (
             record["latency_ms"]["median"], record["gpu_span_ms"]["median"]))
-    steps = 1 if phase == "ncu" else args.steps + args.discard
+    steps = {"ncu": 1, "time": 0}.get(phase, args.steps + args.discard)
     for _ in range(steps):
         torch.cuda.profiler.start()
         wl.step()
@@ -239,7 +250,9 @@ def model_program(torch, args, phase, record):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="capture.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("phase", choices=("capture", "ncu-step"))
+    p.add_argument("phase", choices=("capture", "ncu-step", "time"),
+                   help="capture: Kineto steps; ncu-step: one step for ncu; time: only the unprofiled "
+                        "timings of a built-in model (JSON on stdout, or --out FILE)")
     p.add_argument("--model", default=None, help="a built-in model (models.py); else give a program after --")
     p.add_argument("--mode", default="inference")
     p.add_argument("--batch", type=int, default=None)
@@ -252,6 +265,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", default="cuda:0")
     p.add_argument("--bert-attn", default="eager", choices=("eager", "sdpa", "default"))
+    p.add_argument("--keep-samples", action="store_true", help="keep every latency sample")
     argv = list(sys.argv[1:] if argv is None else argv)
     program = []
     if "--" in argv:
@@ -263,6 +277,8 @@ def main(argv=None):
         p.error("give exactly one of --model or -- PROGRAM.py ARGS")
     if args.phase == "capture" and not args.out:
         p.error("capture needs --out DIR")
+    if args.phase == "time" and args.model is None:
+        p.error("time needs --model")
 
     import torch
 
@@ -283,6 +299,16 @@ def main(argv=None):
         marker = NcuMarker(torch)
     install(torch, marker)
     t = time.perf_counter()
+    if args.phase == "time":
+        model_program(torch, args, "time", record)
+        record["elapsed_s"] = time.perf_counter() - t
+        text = json.dumps(record, indent=1)
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(text)
+        else:
+            print(text)
+        return 0
     if args.model is not None:
         model_program(torch, args, "capture" if args.phase == "capture" else "ncu", record)
     else:

@@ -1,7 +1,7 @@
 //! The `orion-profile` command line.
 
 use super::convert::HostGapScale;
-use super::ncu::default_metrics;
+use super::ncu::{default_metrics, light_metrics};
 use super::run::{self, ProfileJob, Target, progress};
 use clap::{Args, Parser, Subcommand};
 use orion_traces::{DeviceSpec, WorkKind};
@@ -22,20 +22,28 @@ WHAT IT DOES (every step prints its progress on stderr)
         activity: CUPTI kernels, copies, memsets and the CUDA API calls that issued them).
         Records per op: kernel name, grid, block, registers per thread, shared memory, GPU
         duration, copy size and direction, and the API call times (host gaps).
-  [2/3] ncu      `ncu --clock-control none --profile-from-start off --metrics LIST` on one
-        step of the same workload in a fresh process (the harness calls cudaProfilerStart/
-        Stop around it): % of peak SM throughput, % of peak DRAM throughput, FP32 and TF32
-        tensor FLOPs, DRAM bytes, the occupancy limits, the launch shape. Metrics the GPU does
-        not offer are dropped (and said); a kernel ncu cannot measure keeps its other fields
-        and is marked (class unknown, listed in the trace's `ncu_missing`), the trace is kept.
+  [2/3] ncu      `ncu --clock-control none --profile-from-start off --metrics LIST
+        --filter-mode per-launch-config --launch-count 1` on one step of the same workload in
+        a fresh process (the harness calls cudaProfilerStart/Stop around it): one launch per
+        distinct launch configuration (kernel, grid, block, shared memory) is profiled, and
+        every identical launch of the step takes its metrics (--ncu-every-launch profiles them
+        all). Metrics: % of peak SM throughput, % of peak DRAM throughput, DRAM bytes, FP32
+        and TF32 tensor FLOPs, the occupancy limits, the launch shape, ncu's duration
+        (--ncu-light leaves out the FLOP counters: fewer replay passes, but classes then rest
+        on the throughputs alone and are mostly unknown). Metrics the GPU does not offer are dropped (and
+        said); a kernel ncu cannot measure keeps its other fields and is marked (class
+        unknown, listed in the trace's `ncu_missing`), the trace is kept.
         `ncu --import --csv --page raw` turns the report into WORK/ncu.csv.
   [3/3] convert  per op the median GPU duration over the steps; host gaps (API call to API
         call; after a sync, from the GPU finishing; a device-to-host copy that blocked the
-        host gets a sync after it), corrected for the profiler's host overhead (--host-gap-
+        host gets a sync after it; the step starts at its end marker minus the step's wall
+        time, which the harness measures with perf_counter, since the start marker's profiler
+        timestamp can lie early), corrected for the profiler's host overhead (--host-gap-
         scale auto); blocks per SM from ncu's occupancy limits (else the occupancy calculator
         on the device's SM limits); sm_needed = ceil(blocks / blocks per SM); the class by
-        Orion's rule: compute if FLOPs/bytes is above the device's roofline knee, else compute
-        if SM throughput >= 60% of peak, memory if DRAM throughput >= 60%, else unknown.
+        Orion's rule: compute if FLOPs/bytes is above the device's roofline knee (not with
+        --ncu-light), else compute if SM throughput >= 60% of peak, memory if DRAM throughput
+        >= 60%, else unknown.
         Writes OUT/NAME.csv (orion-rs trace, with a header naming GPU, driver, CUDA, PyTorch,
         date and command) and OUT/NAME.orion.csv (Orion's kernel file), and reads the trace
         back to check it.
@@ -85,6 +93,10 @@ struct Common {
     /// Metrics for ncu, comma-separated (default: the built-in list; see --help).
     #[arg(long, value_delimiter = ',')]
     metrics: Vec<String>,
+    /// Leave out the FLOP counters (FP32 and TF32 tensor ops: several more ncu passes a
+    /// kernel); the class then rests on the SM and DRAM throughputs alone (mostly `unknown`).
+    #[arg(long)]
+    ncu_light: bool,
 }
 
 #[derive(Debug, Args)]
@@ -125,10 +137,14 @@ struct ProfileArgs {
     /// Skip step 2 (no ncu): every kernel's class is unknown.
     #[arg(long)]
     no_ncu: bool,
-    /// Profile only the first N kernels of the step with ncu (ncu --launch-count); later
-    /// kernels identical to a profiled one (kernel, grid, block, registers, shared memory)
-    /// take its metrics, the others are marked.
+    /// Profile every kernel launch of the step with ncu, not one launch per distinct launch
+    /// configuration (the default: `--filter-mode per-launch-config --launch-count 1`).
     #[arg(long)]
+    ncu_every_launch: bool,
+    /// With --ncu-every-launch: profile only the first N kernels of the step (ncu
+    /// --launch-count). Either way, a kernel ncu did not profile takes the metrics of an
+    /// identical profiled launch (kernel, grid, block, registers, shared memory), or is marked.
+    #[arg(long, requires = "ncu_every_launch")]
     ncu_launch_count: Option<u32>,
     /// Skip step 1 when WORK already holds a capture (e.g. to add ncu metrics later).
     #[arg(long)]
@@ -178,7 +194,11 @@ fn scale(text: &str) -> anyhow::Result<HostGapScale> {
 }
 
 fn metrics(c: &Common) -> Vec<String> {
-    if c.metrics.is_empty() { default_metrics() } else { c.metrics.clone() }
+    match (c.metrics.is_empty(), c.ncu_light) {
+        (false, _) => c.metrics.clone(),
+        (true, true) => light_metrics(),
+        (true, false) => default_metrics(),
+    }
 }
 
 fn out_dir(c: &Common, device: &DeviceSpec) -> PathBuf {
@@ -270,6 +290,7 @@ fn dispatch(cli: Cli, command: &str) -> anyhow::Result<i32> {
         harness_args: vec!["--bert-attn".into(), p.bert_attn.clone(), "--seed".into(), p.seed.to_string()],
         host_gap_scale: scale(&p.common.host_gap_scale)?,
         ncu_launch_count: p.ncu_launch_count,
+        ncu_every_launch: p.ncu_every_launch,
         reuse_capture: p.reuse_capture,
         command: command.to_string(),
     };

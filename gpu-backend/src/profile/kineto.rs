@@ -81,6 +81,29 @@ pub struct Step {
 }
 
 impl Step {
+    /// Places the step's start at the end marker minus `wall_ms`, the step's wall time that
+    /// the harness measured with `time.perf_counter()` from the start marker's return to the
+    /// end marker's call, when that is later than the start marker's end. Right after a
+    /// profiler session starts, the start marker's Kineto timestamp can lie milliseconds
+    /// before the host really began the step (the first host gap of a step then reads 2-3 ms
+    /// that the wall clock never saw). Returns how far the start moved (us, 0 if not at all).
+    pub fn start_from_wall(&mut self, wall_ms: f64) -> f64 {
+        if !(wall_ms.is_finite() && wall_ms > 0.0) {
+            return 0.0;
+        }
+        let from_wall = self.end_us - wall_ms * 1e3;
+        // Never past the first op's API call: the gap before it cannot be negative.
+        let first = self.items.first().map_or(self.end_us, |i| i.api_start_us);
+        let start = from_wall.min(first);
+        if start > self.start_us {
+            let moved = start - self.start_us;
+            self.start_us = start;
+            moved
+        } else {
+            0.0
+        }
+    }
+
     /// Sum of the GPU durations of the step's kernels, microseconds.
     pub fn kernel_time_us(&self) -> f64 {
         self.items.iter().filter(|i| i.kind == StepItemKind::Gpu(OpKind::Kernel)).map(StepItem::gpu_dur_us).sum()
@@ -372,6 +395,24 @@ pub(crate) mod tests {
         assert_eq!(k.gpu, Some((178.0, 198.0)));
         assert_eq!(s.items[0].bytes, Some(2_408_448));
         assert!((s.kernel_time_us() - 22.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_wall_clock_moves_a_late_step_start() {
+        let mut s = parse_step(&fixture(), &path()).unwrap();
+        // End marker at 230 us; the host measured 100 us: the step began at 130, not 105.
+        // The first op's call (120) caps it.
+        assert!((s.start_from_wall(0.1) - 15.0).abs() < 1e-9);
+        assert_eq!(s.start_us, 120.0);
+        let mut s = parse_step(&fixture(), &path()).unwrap();
+        assert!((s.start_from_wall(0.115) - 10.0).abs() < 1e-9);
+        assert_eq!(s.start_us, 115.0);
+        // A wall longer than the marker span, or none, leaves the marker's start.
+        for w in [0.2, 0.0, f64::NAN] {
+            let mut s = parse_step(&fixture(), &path()).unwrap();
+            assert_eq!(s.start_from_wall(w), 0.0);
+            assert_eq!(s.start_us, 105.0);
+        }
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub struct ProfileJob {
     /// Profile at most this many kernels with ncu (the first ones of the step); kernels
     /// identical to a profiled one take its metrics, the others are marked.
     pub ncu_launch_count: Option<u32>,
+    /// Profile every launch instead of one per distinct launch configuration.
+    pub ncu_every_launch: bool,
     /// Reuse `WORK/capture` from an earlier run instead of capturing again.
     pub reuse_capture: bool,
     /// The command line, for the trace's provenance.
@@ -165,7 +167,10 @@ pub fn ncu_metrics(job: &ProfileJob, ncu: &str, metrics: &[String], expected: us
     let mut cmd = Command::new(ncu);
     cmd.args(["--clock-control", "none", "--profile-from-start", "off", "--target-processes", "all"]);
     cmd.args(["--metrics", &metrics.join(","), "--force-overwrite", "--export"]).arg(&report);
-    if let Some(n) = job.ncu_launch_count {
+    if !job.ncu_every_launch {
+        // One launch per launch configuration; identical launches take its metrics (convert).
+        cmd.args(["--filter-mode", "per-launch-config", "--launch-count", "1"]);
+    } else if let Some(n) = job.ncu_launch_count {
         cmd.args(["--launch-count", &n.to_string()]);
     }
     cmd.arg(&job.python).arg(&job.capture_script).arg("ncu-step");
@@ -212,6 +217,9 @@ pub struct Captured {
     pub gpu_span_ms: Option<f64>,
     /// Wall time of each profiled step, ms.
     pub profiled_step_wall_ms: Vec<f64>,
+    /// Per step, how far its start was moved later by [`Step::start_from_wall`], us (empty
+    /// when the capture has no wall time per step).
+    pub step_start_moved_us: Vec<f64>,
     /// Model, mode and batch the harness reported.
     pub model: Option<(String, WorkKind, u32)>,
 }
@@ -235,6 +243,16 @@ pub fn read_capture(dir: &Path) -> Result<Captured> {
     if steps.is_empty() {
         return Err(ProfileError::invalid(&path, Some("field `kineto_files`".into()), "no step was captured"));
     }
+    let profiled_step_wall_ms: Vec<f64> = doc
+        .get("profiled_step_wall_ms")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let step_start_moved_us = if profiled_step_wall_ms.len() == steps.len() {
+        steps.iter_mut().zip(&profiled_step_wall_ms).map(|(s, w)| s.start_from_wall(*w)).collect()
+    } else {
+        Vec::new()
+    };
     let mut provenance = BTreeMap::new();
     if let Some(env) = doc.get("env").and_then(Value::as_object) {
         for (k, key) in [
@@ -265,11 +283,8 @@ pub fn read_capture(dir: &Path) -> Result<Captured> {
         provenance,
         unprofiled_latency_ms: num("latency_ms", "median"),
         gpu_span_ms: num("gpu_span_ms", "median"),
-        profiled_step_wall_ms: doc
-            .get("profiled_step_wall_ms")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_f64).collect())
-            .unwrap_or_default(),
+        profiled_step_wall_ms,
+        step_start_moved_us,
         model,
     })
 }
@@ -306,6 +321,20 @@ pub fn convert(
     if let Some(s) = cap.gpu_span_ms {
         provenance.insert("unprofiled_gpu_span_ms".into(), format!("{s:.4}"));
     }
+    provenance.insert(
+        "step_start".into(),
+        if cap.step_start_moved_us.is_empty() {
+            "end of the start marker (no wall time per step in capture.json)".into()
+        } else {
+            let mut moved = cap.step_start_moved_us.clone();
+            moved.sort_by(f64::total_cmp);
+            format!(
+                "end marker minus the step's perf_counter wall time (moved later by a median {:.1} us over the \
+                 start marker's end)",
+                moved[moved.len() / 2]
+            )
+        },
+    );
     let opts = ConvertOptions {
         name: name.to_string(),
         model: cap.model.as_ref().map(|m| m.0.clone()),
@@ -326,6 +355,17 @@ pub fn convert(
     // Re-load what was written: a trace that does not read back is a bug, not a result.
     orion_traces::format::read_trace(&native)?;
     Ok(Written { native, orion, trace, summary })
+}
+
+/// Distinct launch configurations (kernel, grid, block, shared memory) among a step's kernels:
+/// what ncu profiles with `--filter-mode per-launch-config --launch-count 1`.
+pub fn distinct_launches(step: &Step) -> usize {
+    step.items
+        .iter()
+        .filter(|i| i.kind == super::kineto::StepItemKind::Gpu(orion_traces::OpKind::Kernel))
+        .map(|i| (i.name.as_str(), i.grid, i.block, i.shared_mem_per_block))
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 /// The whole pipeline: capture, ncu (unless skipped; a failure there leaves the trace without
@@ -373,14 +413,18 @@ pub fn profile(job: &ProfileJob) -> Result<(Written, Option<String>)> {
                 progress(&format!("  ncu does not list {} on this GPU: not collected", dropped.join(", ")));
             }
             metrics = ok;
+            let expected = if job.ncu_every_launch {
+                job.ncu_launch_count.map_or(kernels, |n| kernels.min(n as usize))
+            } else {
+                distinct_launches(&cap.steps[0])
+            };
             progress(&format!(
-                "[2/3] ncu: {} metrics on one step, {} of {kernels} kernels (log: {})",
+                "[2/3] ncu: {} metrics on one step, {expected} of {kernels} kernels{} (log: {})",
                 metrics.len(),
-                job.ncu_launch_count.map_or(kernels, |n| kernels.min(n as usize)),
+                if job.ncu_every_launch { "" } else { " (one per distinct launch configuration)" },
                 job.work_dir.join("ncu.log").display()
             ));
             let t = Instant::now();
-            let expected = job.ncu_launch_count.map_or(kernels, |n| kernels.min(n as usize));
             match ncu_metrics(job, ncu, &metrics, expected) {
                 Ok(_) => progress(&format!("  ncu done in {:.0} s", t.elapsed().as_secs_f64())),
                 Err(e) => {
