@@ -66,14 +66,7 @@ pub extern "C" fn orion_request_end(client_id: i32) {
 /// `buf` must be valid for `cap` bytes (or null with `cap` 0).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn orion_stats_json(buf: *mut c_char, cap: usize) -> usize {
-    let text = guard::guarded("orion_stats_json", || {
-        let mut v = stats::to_json();
-        v["mode"] = serde_json::json!(mode_code(guard::mode_now()));
-        v["failure_logged"] = serde_json::json!(guard::failure_logged());
-        v["schedule"] = crate::schedule::stats_json();
-        v.to_string()
-    })
-    .unwrap_or_else(|| "{}".to_string());
+    let text = stats_text();
     let n = text.len();
     if !buf.is_null() && cap > n {
         // SAFETY: buf holds cap > n bytes.
@@ -85,8 +78,21 @@ pub unsafe extern "C" fn orion_stats_json(buf: *mut c_char, cap: usize) -> usize
     n
 }
 
+/// The stats as JSON text (`{}` if building them failed).
+pub fn stats_text() -> String {
+    guard::guarded("orion_stats_json", || {
+        let mut v = stats::to_json();
+        v["mode"] = serde_json::json!(mode_code(guard::mode_now()));
+        v["failure_logged"] = serde_json::json!(guard::failure_logged());
+        v["schedule"] = crate::schedule::stats_json();
+        v.to_string()
+    })
+    .unwrap_or_else(|| "{}".to_string())
+}
+
 /// Sets the call counters back to zero.
 #[unsafe(no_mangle)]
 pub extern "C" fn orion_stats_reset() {
     stats::reset();
+    let _ = guard::guarded("orion_stats_reset", crate::schedule::reset_latencies);
 }

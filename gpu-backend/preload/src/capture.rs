@@ -13,18 +13,23 @@ use crate::ffi::*;
 use crate::guard::{self, Mode};
 use crate::hook;
 use crate::matching::OpKey;
-use crate::schedule::{self, Captured, Handle, Work};
+use crate::schedule::{self, Captured, Handle, Scope, Work};
 use crate::stats::{self, Category, Entry};
 use orion_traces::OpKind;
 use std::ffi::c_void;
 
-/// The client whose op this is, when it is to be captured (scheduling mode, a registered
-/// client inside a request, the application's own call).
-fn capturing() -> Option<usize> {
+/// The client whose op this is, when it is to be captured (scheduling mode, the
+/// application's own call, and a client to give it to: see [`schedule::capture_target`]).
+/// `stream`: the stream the application issues it on.
+fn capturing(entry: Entry, stream: Stream) -> Option<usize> {
     if hook::mode() != Mode::Schedule || !guard::is_outer() || !schedule::alive() {
         return None;
     }
-    schedule::current_client()
+    schedule::capture_target(stream_key(entry, stream))
+}
+
+fn stream_key(entry: Entry, stream: Stream) -> Option<usize> {
+    schedule::stream_key(stream, entry.name().ends_with("_ptsz"))
 }
 
 /// Queues `op` for client `c`, or (when it cannot be captured) waits for the client's queue
@@ -48,10 +53,11 @@ fn queue(entry: Entry, c: usize, op: impl FnOnce() -> Result<Captured, String>) 
     }
 }
 
-/// Waits for the calling client's queued work before a call that must see it.
-fn wait_if_client() {
+/// Waits for the queued work a call of `scope` must see (scheduling mode, the application's
+/// own calls).
+fn wait(scope: Scope) {
     if hook::mode() == Mode::Schedule && guard::is_outer() {
-        schedule::wait_current();
+        schedule::wait_for(scope);
     }
 }
 
@@ -79,7 +85,7 @@ pub fn runtime_launch(
     shared_mem: usize,
     stream: Stream,
 ) -> Status {
-    if let Some(c) = capturing() {
+    if let Some(c) = capturing(entry, stream) {
         let handle = match entry {
             Entry::RtLaunchInternal | Entry::RtLaunchInternalPtsz => Handle::Kernel(func as usize),
             _ => Handle::Stub(func as usize),
@@ -109,8 +115,9 @@ pub fn runtime_launch_ex(
     func: *const c_void,
     args: *mut *mut c_void,
 ) -> Status {
+    // SAFETY: the application's launch configuration (checked for null).
     if !config.is_null()
-        && let Some(c) = capturing()
+        && let Some(c) = capturing(entry, unsafe { (*config).stream })
     {
         let captured = queue(entry, c, || {
             // SAFETY: the application's launch configuration.
@@ -155,7 +162,7 @@ pub fn driver_launch(
     params: *mut *mut c_void,
     extra: *mut *mut c_void,
 ) -> Status {
-    if let Some(c) = capturing() {
+    if let Some(c) = capturing(entry, stream) {
         let captured = queue(entry, c, || {
             if params.is_null() && !extra.is_null() {
                 return Err("cuLaunchKernel with `extra` arguments".into());
@@ -187,8 +194,9 @@ pub fn driver_launch_ex(
     params: *mut *mut c_void,
     extra: *mut *mut c_void,
 ) -> Status {
+    // SAFETY: as above.
     if !config.is_null()
-        && let Some(c) = capturing()
+        && let Some(c) = capturing(entry, unsafe { (*config).stream })
     {
         let captured = queue(entry, c, || {
             if params.is_null() && !extra.is_null() {
@@ -223,29 +231,83 @@ pub fn driver_launch_ex(
     hook::counted(entry, || unsafe { real(config, f, params, extra) })
 }
 
+/// A cooperative launch (never queued: all its blocks must be resident at once), after the
+/// queued work of its stream.
+pub fn coop_launch(entry: Entry, stream: Stream, call: impl FnOnce() -> Status) -> Status {
+    wait(Scope::Stream(stream_key(entry, stream)));
+    hook::counted(entry, call)
+}
+
+/// `CUDA_ERROR_NOT_READY`.
+const NOT_READY: Status = 600;
+
 /// Any other wrapped driver function: asynchronous memsets are captured (their stream
-/// argument replaced at submission); everything else waits for the client's queue first.
+/// argument replaced at submission); an event record or wait comes after the queued work of
+/// its stream (and a wait whose later work is queued waits for the event on the host, since
+/// the queued ops go to the scheduler's streams); a stream query of a stream with queued work
+/// says not ready; everything else waits for the queued work it must see first.
 pub fn driver_generic(entry: Entry, real: Generic6Fn, a: [usize; 6]) -> Status {
     if entry.category() != Category::Lookup && hook::mode() == Mode::Schedule {
-        let stream_arg = match entry {
+        let memset_stream = match entry {
             Entry::CuMemsetD8Async | Entry::CuMemsetD16Async | Entry::CuMemsetD32Async => Some(3),
             Entry::CuMemsetD2D8Async | Entry::CuMemsetD2D16Async | Entry::CuMemsetD2D32Async => Some(5),
             _ => None,
         };
-        match (stream_arg, capturing()) {
-            (Some(stream_arg), Some(c)) => {
+        let key = |i: usize| schedule::stream_key(a[i] as Stream, false);
+        if let Some(stream_arg) = memset_stream {
+            if let Some(c) = capturing(entry, a[stream_arg] as Stream) {
                 let captured = queue(entry, c, || {
                     Ok(Captured { key: key_other(OpKind::Memset), work: Work::Generic { real, args: a, stream_arg } })
                 });
                 if let Some(r) = captured {
                     return r;
                 }
+            } else {
+                wait(Scope::Stream(key(stream_arg)));
             }
-            _ => wait_if_client(),
+        } else if guard::is_outer() {
+            match entry {
+                Entry::CuEventQuery => {}
+                Entry::CuStreamQuery => {
+                    if schedule::stream_busy(key(0)) {
+                        stats::count(entry, true, true);
+                        return NOT_READY;
+                    }
+                }
+                Entry::CuStreamWaitEvent => {
+                    wait(Scope::Stream(key(0)));
+                    if schedule::captures_stream(key(0)) {
+                        schedule::host_wait_event(a[1]);
+                    }
+                }
+                _ => wait(generic_scope(entry, &a)),
+            }
         }
     }
     // SAFETY: as above.
     hook::counted(entry, || unsafe { real(a[0], a[1], a[2], a[3], a[4], a[5]) })
+}
+
+/// What a driver call that is passed through must wait for.
+fn generic_scope(entry: Entry, a: &[usize; 6]) -> Scope {
+    let stream = |i: usize| Scope::Stream(schedule::stream_key(a[i] as Stream, false));
+    match entry {
+        Entry::CuMemcpyAsync | Entry::CuMemcpyHtoDAsync | Entry::CuMemcpyDtoHAsync | Entry::CuMemcpyDtoDAsync => {
+            stream(3)
+        }
+        Entry::CuMemcpy2DAsync | Entry::CuMemcpy3DAsync => stream(1),
+        Entry::CuMemcpyPeerAsync => stream(5),
+        Entry::CuMemFreeAsync | Entry::CuGraphLaunch | Entry::CuEventRecord | Entry::CuEventRecordWithFlags => {
+            stream(1)
+        }
+        Entry::CuStreamSynchronize => stream(0),
+        Entry::CuCtxSynchronize | Entry::CuMemFree => Scope::Device,
+        _ => match entry.category() {
+            // Synchronous copies and memsets run on the legacy default stream.
+            Category::Memcpy | Category::Memset => Scope::Stream(Some(0)),
+            _ => Scope::Caller,
+        },
+    }
 }
 
 /// `cudaMemcpy` (`stream: None`) and `cudaMemcpyAsync` (`real_async`: the runtime's
@@ -257,13 +319,14 @@ pub fn runtime_memcpy(
     src: *const c_void,
     bytes: usize,
     kind: i32,
-    real_async: Option<usize>,
+    real_async: Option<(usize, Stream)>,
     call: impl FnOnce() -> Status,
 ) -> Status {
     use crate::ffi::memcpy_kind::*;
-    if let Some(real) = real_async
+    let stream = real_async.map_or(std::ptr::null_mut(), |(_, s)| s);
+    if let Some((real, _)) = real_async
         && matches!(kind, HOST_TO_DEVICE | DEVICE_TO_HOST | DEVICE_TO_DEVICE)
-        && let Some(c) = capturing()
+        && let Some(c) = capturing(entry, stream)
     {
         let captured = queue(entry, c, || {
             let staged = (kind == HOST_TO_DEVICE && bytes > 0)
@@ -283,7 +346,7 @@ pub fn runtime_memcpy(
             return r;
         }
     } else {
-        wait_if_client();
+        wait(Scope::Stream(stream_key(entry, stream)));
     }
     hook::counted(entry, call)
 }
@@ -294,11 +357,12 @@ pub fn runtime_memset(
     dst: *mut c_void,
     value: i32,
     bytes: usize,
-    real_async: Option<usize>,
+    real_async: Option<(usize, Stream)>,
     call: impl FnOnce() -> Status,
 ) -> Status {
-    if let Some(real) = real_async
-        && let Some(c) = capturing()
+    let stream = real_async.map_or(std::ptr::null_mut(), |(_, s)| s);
+    if let Some((real, _)) = real_async
+        && let Some(c) = capturing(entry, stream)
     {
         let captured = queue(entry, c, || {
             Ok(Captured {
@@ -310,15 +374,15 @@ pub fn runtime_memset(
             return r;
         }
     } else {
-        wait_if_client();
+        wait(Scope::Stream(stream_key(entry, stream)));
     }
     hook::counted(entry, call)
 }
 
-/// Calls that wait for the caller's work: syncs and `cudaFree` (which synchronises the
-/// device).
-pub fn runtime_sync(entry: Entry, call: impl FnOnce() -> Status) -> Status {
-    wait_if_client();
+/// Calls that wait for queued work first: syncs (`scope`: what they wait for) and `cudaFree`
+/// (which synchronises the device).
+pub fn runtime_sync(entry: Entry, scope: Scope, call: impl FnOnce() -> Status) -> Status {
+    wait(scope);
     hook::counted(entry, call)
 }
 

@@ -3,6 +3,9 @@
 //! * `ORION_PRELOAD_MODE`: `passthrough` (or `off`), `count`, `schedule`. Default: `schedule`
 //!   when `ORION_PRELOAD_CONFIG` is set, else `count`.
 //! * `ORION_PRELOAD_CONFIG`: the scheduler's configuration file (schedule mode).
+//! * `ORION_PRELOAD_REPORT`: a file the stats (what `orion_stats_json` returns: counts per
+//!   entry point, and in schedule mode each client's matching counts and request latencies)
+//!   are written to when the process exits (counting and schedule modes).
 //! * `ORION_PRELOAD_FAULT`: test hooks, `panic-init` (panic while starting) or `panic-hook`
 //!   (panic inside the first counted call).
 //!
@@ -16,6 +19,18 @@ fn var(name: &str) -> Option<String> {
     std::env::var_os(name).map(|v| v.to_string_lossy().trim().to_string()).filter(|v| !v.is_empty())
 }
 
+static REPORT_PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+extern "C" fn write_report_at_exit() {
+    let _ = crate::guard::guarded("ORION_PRELOAD_REPORT", || {
+        let Some(path) = REPORT_PATH.get() else { return };
+        let text = crate::abi::stats_text();
+        if let Err(e) = std::fs::write(path, text) {
+            crate::guard::write_stderr(&format!("orion-preload: ORION_PRELOAD_REPORT={path}: {e}\n"));
+        }
+    });
+}
+
 /// Decides the mode from the environment and starts what it needs.
 pub fn decide() -> Result<Mode, String> {
     if let Some(fault) = var("ORION_PRELOAD_FAULT") {
@@ -27,6 +42,11 @@ pub fn decide() -> Result<Mode, String> {
     }
     let config = var("ORION_PRELOAD_CONFIG");
     let mode = var("ORION_PRELOAD_MODE");
+    if let Some(path) = var("ORION_PRELOAD_REPORT") {
+        let _ = REPORT_PATH.set(path);
+        // SAFETY: registering a plain extern "C" function.
+        unsafe { libc::atexit(write_report_at_exit) };
+    }
     match mode.as_deref() {
         Some("passthrough" | "off") => Ok(Mode::PassThrough),
         Some("count") => Ok(Mode::Count),

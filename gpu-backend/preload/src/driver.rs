@@ -152,8 +152,9 @@ unsafe fn coop_impl(
     let (entry, real) = COOP.get(slot);
     // SAFETY: as above.
     let real: DrvCoopLaunchFn = unsafe { std::mem::transmute::<usize, DrvCoopLaunchFn>(real) };
-    // Cooperative launches need all their blocks resident at once: never queued, only counted.
-    hook::counted(entry, || unsafe { real(f, gx, gy, gz, bx, by, bz, shm, stream, params) })
+    // Cooperative launches need all their blocks resident at once: never queued, only counted
+    // (after the queued work of their stream).
+    crate::capture::coop_launch(entry, stream, || unsafe { real(f, gx, gy, gz, bx, by, bz, shm, stream, params) })
 }
 
 unsafe fn generic_impl(slot: usize, a0: usize, a1: usize, a2: usize, a3: usize, a4: usize, a5: usize) -> Status {

@@ -12,8 +12,12 @@ pub const FALLBACK_TABLE: u16 = 1;
 /// How an op's profile was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchOutcome {
-    /// The record at the op's position.
+    /// The record at the op's position (same kind; kernels: same name and grid).
     Position,
+    /// The record at the op's position, a kernel of the same grid whose name agrees once
+    /// lambda and anonymous-namespace spellings (which demanglers write differently) are
+    /// dropped.
+    PositionLoose,
     /// The (name, grid) lookup.
     Lookup,
     /// No record: the fallback.
@@ -37,8 +41,42 @@ pub struct OpKey {
 #[derive(Debug, Clone)]
 pub struct Matcher {
     profile: Vec<OpRecord>,
+    /// Rows of the ops the interposer captures (kernels, copies, memsets), in order: the
+    /// op at index `i` of a request is compared with row `captured_rows[i]` (profiles also
+    /// list syncs, which are not queued).
+    captured_rows: Vec<u32>,
+    /// Normalised names of the profile's rows.
+    names: Vec<String>,
     by_name_grid: HashMap<(String, Option<Dim3>), u32>,
     sm_count: u32,
+}
+
+/// A kernel name without whitespace (demanglers differ in spaces, `> >` against `>>`).
+pub fn normalise(name: &str) -> String {
+    name.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// A normalised name without the parts demanglers spell differently: anything in braces
+/// (`{lambda()#1}`) or square brackets (`[lambda() (instance 1)]`), and `(anonymous
+/// namespace)`.
+pub fn loose(name: &str) -> String {
+    let n = normalise(name).replace("(anonymousnamespace)", "");
+    let mut out = String::with_capacity(n.len());
+    let mut depth = 0i32;
+    for ch in n.chars() {
+        match ch {
+            '{' | '[' => depth += 1,
+            '}' | ']' => depth = (depth - 1).max(0),
+            _ if depth == 0 => out.push(ch),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether the interposer queues ops of this kind.
+fn captured_kind(k: OpKind) -> bool {
+    k.is_kernel() || matches!(k, OpKind::CopyH2D | OpKind::CopyD2H | OpKind::CopyD2D | OpKind::Memset)
 }
 
 /// The fallback table: rows 0..sm_count-1 are `unknown` kernels needing 1..=sm_count SMs
@@ -60,12 +98,15 @@ impl Matcher {
     /// A matcher over `profile` (may be empty) on a device of `sm_count` SMs.
     pub fn new(profile: Vec<OpRecord>, sm_count: u32) -> Self {
         let mut by_name_grid = HashMap::new();
+        let names: Vec<String> = profile.iter().map(|r| normalise(&r.name)).collect();
         for (i, r) in profile.iter().enumerate() {
             if r.kind.is_kernel() {
-                by_name_grid.entry((r.name.clone(), r.grid)).or_insert(i as u32);
+                by_name_grid.entry((names[i].clone(), r.grid)).or_insert(i as u32);
             }
         }
-        Matcher { profile, by_name_grid, sm_count: sm_count.max(1) }
+        let captured_rows =
+            profile.iter().enumerate().filter(|(_, r)| captured_kind(r.kind)).map(|(i, _)| i as u32).collect();
+        Matcher { profile, captured_rows, names, by_name_grid, sm_count: sm_count.max(1) }
     }
 
     /// The profile table (table 0).
@@ -75,14 +116,23 @@ impl Matcher {
 
     /// The profile of the op at `index` of its request.
     pub fn find(&self, index: usize, op: &OpKey) -> (ProfileRef, MatchOutcome) {
-        if let Some(r) = self.profile.get(index)
-            && r.kind == op.kind
-            && (!op.kind.is_kernel() || (r.name == op.name && (r.grid.is_none() || r.grid == op.grid)))
-        {
-            return (ProfileRef { table: 0, row: index as u32 }, MatchOutcome::Position);
+        let name = if op.kind.is_kernel() { normalise(&op.name) } else { String::new() };
+        if let Some(&row) = self.captured_rows.get(index) {
+            let r = &self.profile[row as usize];
+            let grid_ok = r.grid.is_none() || r.grid == op.grid;
+            let at = ProfileRef { table: 0, row };
+            if r.kind == op.kind && !op.kind.is_kernel() {
+                return (at, MatchOutcome::Position);
+            }
+            if r.kind == op.kind && grid_ok && self.names[row as usize] == name {
+                return (at, MatchOutcome::Position);
+            }
+            if r.kind == op.kind && grid_ok && loose(&self.names[row as usize]) == loose(&name) {
+                return (at, MatchOutcome::PositionLoose);
+            }
         }
         if op.kind.is_kernel()
-            && let Some(&row) = self.by_name_grid.get(&(op.name.clone(), op.grid))
+            && let Some(&row) = self.by_name_grid.get(&(name, op.grid))
         {
             return (ProfileRef { table: 0, row }, MatchOutcome::Lookup);
         }
@@ -123,5 +173,21 @@ mod tests {
         let (p, o) = m.find(0, &copy);
         assert_eq!(o, MatchOutcome::Unknown);
         assert_eq!(fallback_table(132)[p.row as usize].kind, OpKind::CopyD2H);
+    }
+
+    #[test]
+    fn positions_skip_uncaptured_rows_and_names_are_normalised() {
+        let mut sync = OpRecord::new(OpKind::Sync, "sync", 0, 0, KernelClass::Unknown);
+        sync.grid = None;
+        let m = Matcher::new(vec![kernel("f<a, b> >(int)", 8), sync, kernel("g{lambda()#1}", 4)], 132);
+        // The demangler wrote no spaces: still the record at position 0.
+        assert_eq!(m.find(0, &key("f<a,b>>(int)", 8)).1, MatchOutcome::Position);
+        // Index 1 is the kernel after the sync (which is not captured), written differently.
+        assert_eq!(
+            m.find(1, &key("g[lambda() (instance 1)]", 4)),
+            (ProfileRef { table: 0, row: 2 }, MatchOutcome::PositionLoose)
+        );
+        // A different kernel at that position is not matched loosely.
+        assert_eq!(m.find(1, &key("h", 4)).1, MatchOutcome::Unknown);
     }
 }

@@ -11,6 +11,7 @@
 use crate::capture;
 use crate::ffi::*;
 use crate::hook;
+use crate::schedule::{self, Scope};
 use crate::stats::Entry;
 use std::ffi::{CStr, c_void};
 
@@ -101,26 +102,26 @@ runtime_exports! {
         => |real| |e| capture::runtime_memcpy(e, dst, src, n, kind, None, || unsafe { real(dst, src, n, kind) });
     RtMemcpyAsync: orion_rt_cudaMemcpyAsync = "cudaMemcpyAsync"
         (dst: *mut c_void, src: *const c_void, n: usize, kind: i32, s: Stream) as MemcpyAsync
-        => |real| |e| capture::runtime_memcpy(e, dst, src, n, kind, Some(real as usize), || unsafe { real(dst, src, n, kind, s) });
+        => |real| |e| capture::runtime_memcpy(e, dst, src, n, kind, Some((real as usize, s)), || unsafe { real(dst, src, n, kind, s) });
     RtMemset: orion_rt_cudaMemset = "cudaMemset"
         (dst: *mut c_void, value: i32, n: usize) as Memset
         => |real| |e| capture::runtime_memset(e, dst, value, n, None, || unsafe { real(dst, value, n) });
     RtMemsetAsync: orion_rt_cudaMemsetAsync = "cudaMemsetAsync"
         (dst: *mut c_void, value: i32, n: usize, s: Stream) as MemsetAsync
-        => |real| |e| capture::runtime_memset(e, dst, value, n, Some(real as usize), || unsafe { real(dst, value, n, s) });
+        => |real| |e| capture::runtime_memset(e, dst, value, n, Some((real as usize, s)), || unsafe { real(dst, value, n, s) });
     RtMalloc: orion_rt_cudaMalloc = "cudaMalloc"
         (p: *mut *mut c_void, n: usize) as Malloc
         => |real| |e| capture::runtime_other(e, || unsafe { real(p, n) });
     RtFree: orion_rt_cudaFree = "cudaFree"
         (p: *mut c_void) as Free
-        => |real| |e| capture::runtime_sync(e, || unsafe { real(p) });
+        => |real| |e| capture::runtime_sync(e, Scope::Device, || unsafe { real(p) });
     RtStreamSync: orion_rt_cudaStreamSynchronize = "cudaStreamSynchronize"
         (s: Stream) as StreamSync
-        => |real| |e| capture::runtime_sync(e, || unsafe { real(s) });
+        => |real| |e| capture::runtime_sync(e, Scope::Stream(schedule::stream_key(s, false)), || unsafe { real(s) });
     RtDeviceSync: orion_rt_cudaDeviceSynchronize = "cudaDeviceSynchronize"
         () as DeviceSync
-        => |real| |e| capture::runtime_sync(e, || unsafe { real() });
+        => |real| |e| capture::runtime_sync(e, Scope::Device, || unsafe { real() });
     RtEventSync: orion_rt_cudaEventSynchronize = "cudaEventSynchronize"
         (ev: *mut c_void) as EventSync
-        => |real| |e| capture::runtime_sync(e, || unsafe { real(ev) });
+        => |real| |e| capture::runtime_sync(e, Scope::Caller, || unsafe { real(ev) });
 }

@@ -28,7 +28,7 @@ use orion_policies::{
 use orion_traces::{OpRecord, Role, WorkKind};
 use serde_json::{Value, json};
 use std::cell::Cell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{CStr, c_void};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -225,6 +225,23 @@ impl Work {
     /// # Safety
     /// The op's handles and addresses are valid in the current context.
     unsafe fn submit(&mut self, stream: Stream) -> Status {
+        // A launch with more dynamic shared memory than the default 48 KiB needs the kernel's
+        // maximum raised first; the application did so before it launched, but may have
+        // lowered it again (for a smaller launch of the same kernel) before this one is
+        // submitted: raise it to what this launch needs.
+        match self {
+            Work::RtLaunch { func, shared_mem, .. } | Work::RtLaunchEx { func, shared_mem, .. }
+                if *shared_mem > DEFAULT_MAX_DYNAMIC_SMEM =>
+            {
+                ensure_dynamic_smem(Handle::Stub(*func), *shared_mem);
+            }
+            Work::DrvLaunch { f, shared_mem, .. } | Work::DrvLaunchEx { f, shared_mem, .. }
+                if *shared_mem as usize > DEFAULT_MAX_DYNAMIC_SMEM =>
+            {
+                ensure_dynamic_smem(Handle::Function(*f), *shared_mem as usize);
+            }
+            _ => {}
+        }
         unsafe {
             match self {
                 Work::RtLaunch { real, func, grid, block, shared_mem, args } => {
@@ -284,6 +301,16 @@ impl Work {
     }
 }
 
+/// Dynamic shared memory a kernel may use without raising its maximum.
+const DEFAULT_MAX_DYNAMIC_SMEM: usize = 48 * 1024;
+/// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES` (= `cudaFuncAttributeMaxDynamicSharedMemorySize`).
+const ATTR_MAX_DYNAMIC_SMEM: i32 = 8;
+
+type FuncSetAttrFn = unsafe extern "C" fn(*mut c_void, i32, i32) -> Status;
+type KernelSetAttrFn = unsafe extern "C" fn(i32, i32, *mut c_void, i32) -> Status;
+type RtFuncSetAttrFn = unsafe extern "C" fn(*const c_void, i32, i32) -> Status;
+type GetDeviceFn = unsafe extern "C" fn(*mut i32) -> Status;
+
 /// A captured op: what it is (for matching) and its work.
 #[derive(Debug)]
 pub struct Captured {
@@ -315,12 +342,26 @@ struct Shared {
     clients: Vec<ClientShared>,
     scheduler: OnceLock<std::thread::Thread>,
     stats: Mutex<Value>,
+    /// Which client launches on each stream (by handle; [`AMBIGUOUS`] when several do).
+    streams: Mutex<HashMap<usize, i32>>,
+    /// Ops captured from threads that are not registered clients, per client they went to.
+    adopted: Vec<AtomicU64>,
+    /// Calls of unregistered threads passed through after waiting for every client's queue.
+    drained_for_unregistered: AtomicU64,
+    /// Latency of each request after warm-up (scheduled arrival to the completion of its last
+    /// op), ns, per client; at most [`MAX_LATENCIES`] kept.
+    latencies: Vec<Mutex<Vec<u64>>>,
 }
+
+/// A stream that more than one client launched on.
+const AMBIGUOUS: i32 = -2;
 
 static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
 
 thread_local! {
     static CLIENT: Cell<i32> = const { Cell::new(-1) };
+    /// The last stream this (client) thread was noted as launching on, plus one (0: none).
+    static LAST_STREAM: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Starts the scheduler from the configuration file at `path`.
@@ -336,7 +377,17 @@ pub fn start(path: &str) -> Result<(), String> {
             in_request: AtomicBool::new(false),
         })
         .collect();
-    let shared = Arc::new(Shared { config, clients, scheduler: OnceLock::new(), stats: Mutex::new(json!({})) });
+    let n = config.clients.len();
+    let shared = Arc::new(Shared {
+        config,
+        clients,
+        scheduler: OnceLock::new(),
+        stats: Mutex::new(json!({})),
+        streams: Mutex::new(HashMap::new()),
+        adopted: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        drained_for_unregistered: AtomicU64::new(0),
+        latencies: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
+    });
     SHARED.set(shared.clone()).map_err(|_| "scheduler started twice".to_string())?;
     let handle = std::thread::Builder::new()
         .name("orion-scheduler".into())
@@ -407,6 +458,104 @@ pub fn current_client() -> Option<usize> {
     c.in_request.load(Ordering::Acquire).then_some(id as usize)
 }
 
+/// A stream as the scheduler tells streams apart: `None` for a stream that means something
+/// different on every thread (the per-thread default stream), else its handle (the legacy
+/// default stream, `0` or `CU_STREAM_LEGACY`, as `0`).
+pub fn stream_key(stream: Stream, per_thread: bool) -> Option<usize> {
+    match stream as usize {
+        0 if per_thread => None,
+        0 | 1 => Some(0),
+        2 => None,
+        h => Some(h),
+    }
+}
+
+fn note_stream(s: &Shared, key: usize, id: i32) {
+    if LAST_STREAM.with(Cell::get) == key + 1 {
+        return;
+    }
+    LAST_STREAM.with(|l| l.set(key + 1));
+    let mut m = s.streams.lock().unwrap_or_else(|e| e.into_inner());
+    let e = m.entry(key).or_insert(id);
+    if *e != id {
+        *e = AMBIGUOUS;
+    }
+}
+
+/// The client that launches on stream `key`, if exactly one does.
+fn stream_owner(s: &Shared, key: Option<usize>) -> Option<usize> {
+    let k = key?;
+    let m = s.streams.lock().unwrap_or_else(|e| e.into_inner());
+    m.get(&k).copied().filter(|&o| o >= 0).map(|o| o as usize)
+}
+
+/// Where an op the application issues now on stream `key` goes: `Some(c)`: into client
+/// `c`'s queue; `None`: straight to CUDA (after waiting for whatever queued work it must
+/// follow).
+///
+/// * A registered client's thread inside a request: its own queue (and the stream is noted
+///   as the client's).
+/// * Any other thread (PyTorch's autograd thread runs `backward()` there): the queue of the
+///   client that launches on the same stream, if one does and its request is open (so that
+///   the order of every stream is kept: its ops all go through one queue); else, with an
+///   unknown or shared stream, the one client whose request is open, if exactly one is;
+///   else the call waits for every client's queued ops and passes through.
+pub fn capture_target(key: Option<usize>) -> Option<usize> {
+    let s = shared()?;
+    let id = CLIENT.with(Cell::get);
+    let open = |c: usize| s.clients.get(c).is_some_and(|c| c.in_request.load(Ordering::Acquire));
+    if id >= 0 {
+        if (id as usize) < s.clients.len()
+            && open(id as usize)
+            && let Some(k) = key
+        {
+            note_stream(s, k, id);
+        }
+        return open(id as usize).then_some(id as usize);
+    }
+    let owner = stream_owner(s, key);
+    let open_clients: Vec<usize> = (0..s.clients.len()).filter(|&c| open(c)).collect();
+    match route_unregistered(owner.map(|o| (o, open(o))), &open_clients) {
+        Route::Queue(c) => {
+            s.adopted[c].fetch_add(1, Ordering::Relaxed);
+            Some(c)
+        }
+        Route::AfterClient(c) => {
+            wait_client(c);
+            None
+        }
+        Route::AfterAll => {
+            if open_clients.len() > 1 {
+                s.drained_for_unregistered.fetch_add(1, Ordering::Relaxed);
+            }
+            wait_all();
+            None
+        }
+    }
+}
+
+/// Where an unregistered thread's op goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Into this client's queue.
+    Queue(usize),
+    /// To CUDA, after this client's queued ops.
+    AfterClient(usize),
+    /// To CUDA, after every client's queued ops.
+    AfterAll,
+}
+
+/// The rule for an unregistered thread's op: `owner` is the client that launches on the op's
+/// stream (and whether its request is open), `open` the clients whose request is open.
+pub fn route_unregistered(owner: Option<(usize, bool)>, open: &[usize]) -> Route {
+    match (owner, open) {
+        (Some((o, true)), _) => Route::Queue(o),
+        (Some((o, false)), _) => Route::AfterClient(o),
+        (None, [only]) => Route::Queue(*only),
+        (None, _) => Route::AfterAll,
+    }
+}
+
 /// Queues a captured op of client `c`.
 pub fn enqueue(c: usize, op: Captured) {
     if let Some(s) = shared() {
@@ -415,12 +564,43 @@ pub fn enqueue(c: usize, op: Captured) {
     }
 }
 
-/// Waits until every op client `c` queued has completed (or the scheduler stopped).
+/// Whether work the calling thread issues now on stream `key` would be queued
+/// ([`capture_target`] without its side effects).
+pub fn captures_stream(key: Option<usize>) -> bool {
+    let Some(s) = shared() else { return false };
+    let open = |c: usize| s.clients.get(c).is_some_and(|c| c.in_request.load(Ordering::Acquire));
+    let id = CLIENT.with(Cell::get);
+    if id >= 0 {
+        return open(id as usize);
+    }
+    if let Some(o) = stream_owner(s, key) {
+        return open(o);
+    }
+    (0..s.clients.len()).filter(|&c| open(c)).count() == 1
+}
+
+type EventSyncFn = unsafe extern "C" fn(*mut c_void) -> Status;
+
+/// Waits on the host for event `ev` (the real `cuEventSynchronize`): before a stream wait
+/// whose later work is queued, since that work is submitted on the scheduler's streams.
+pub fn host_wait_event(ev: usize) {
+    static SYNC: OnceLock<Option<usize>> = OnceLock::new();
+    let f = *SYNC.get_or_init(|| driver_fn(c"cuEventSynchronize").ok().map(|p| p as usize));
+    if let Some(f) = f {
+        // SAFETY: the real cuEventSynchronize, on the application's event.
+        unsafe { std::mem::transmute::<usize, EventSyncFn>(f)(ev as *mut c_void) };
+    }
+}
+
+/// Waits until every op client `c` had queued when called has completed (or the scheduler
+/// stopped).
 pub fn wait_client(c: usize) {
     let Some(s) = shared() else { return };
-    let cs = &s.clients[c];
+    let Some(cs) = s.clients.get(c) else { return };
+    // A snapshot: ops queued after the call (by other threads) are not waited for.
+    let target = cs.issued.load(Ordering::Acquire);
     let mut spins = 0u32;
-    while cs.completed.load(Ordering::Acquire) < cs.issued.load(Ordering::Acquire) {
+    while cs.completed.load(Ordering::Acquire) < target {
         if SCHEDULER_DEAD.load(Ordering::Acquire) {
             return;
         }
@@ -433,6 +613,72 @@ pub fn wait_client(c: usize) {
             std::thread::sleep(Duration::from_micros(20));
         }
     }
+}
+
+/// Waits for every client's queued ops.
+pub fn wait_all() {
+    if let Some(s) = shared() {
+        for c in 0..s.clients.len() {
+            wait_client(c);
+        }
+    }
+}
+
+/// Whether client `c` has queued ops that have not completed.
+pub fn client_busy(c: usize) -> bool {
+    shared()
+        .and_then(|s| s.clients.get(c))
+        .is_some_and(|cs| cs.completed.load(Ordering::Acquire) < cs.issued.load(Ordering::Acquire))
+}
+
+/// What a call that must see earlier work has to wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Work on one stream (`None`: a stream the scheduler cannot tell apart).
+    Stream(Option<usize>),
+    /// All work of the caller (a sync on an event, or any call that must see the caller's
+    /// earlier ops).
+    Caller,
+    /// All work on the device (`cudaDeviceSynchronize`, `cudaFree`).
+    Device,
+}
+
+/// Waits for the queued work a call of scope `scope` must see: a registered client's own
+/// queue always, plus the queue of the client that owns the stream; an unregistered thread
+/// waits for the stream's client, or for every client when the stream is not one client's;
+/// a device-wide call waits for every client.
+pub fn wait_for(scope: Scope) {
+    let Some(s) = shared() else { return };
+    let id = CLIENT.with(Cell::get);
+    let own = (id >= 0 && (id as usize) < s.clients.len()).then_some(id as usize);
+    match scope {
+        Scope::Device => wait_all(),
+        Scope::Caller => match own {
+            Some(c) => wait_client(c),
+            None => wait_all(),
+        },
+        Scope::Stream(key) => {
+            if let Some(c) = own {
+                wait_client(c);
+            }
+            match stream_owner(s, key) {
+                Some(o) if Some(o) != own => wait_client(o),
+                Some(_) => {}
+                None if own.is_none() => wait_all(),
+                None => {}
+            }
+        }
+    }
+}
+
+/// Whether stream `key` has queued work that has not completed (for `cuStreamQuery`).
+pub fn stream_busy(key: Option<usize>) -> bool {
+    let Some(s) = shared() else { return false };
+    let id = CLIENT.with(Cell::get);
+    if id >= 0 && client_busy(id as usize) {
+        return true;
+    }
+    stream_owner(s, key).is_some_and(client_busy)
 }
 
 /// Waits for the calling thread's queued work, if it is a client (before a call that must
@@ -448,7 +694,26 @@ static SCHEDULER_DEAD: AtomicBool = AtomicBool::new(false);
 
 /// The scheduler's counters, as JSON (for `orion_stats_json`).
 pub fn stats_json() -> Value {
-    shared().map_or(Value::Null, |s| s.stats.lock().map(|v| v.clone()).unwrap_or(Value::Null))
+    let Some(s) = shared() else { return Value::Null };
+    let mut v = s.stats.lock().map(|v| v.clone()).unwrap_or(Value::Null);
+    if let Some(list) = v.get_mut("clients").and_then(Value::as_array_mut) {
+        for (c, entry) in list.iter_mut().enumerate() {
+            if let Some(l) = s.latencies.get(c) {
+                let l = l.lock().unwrap_or_else(|e| e.into_inner());
+                entry["latency"] = latency_summary(&l);
+            }
+        }
+    }
+    v
+}
+
+/// Forgets the request latencies recorded so far (`orion_stats_reset`).
+pub fn reset_latencies() {
+    if let Some(s) = shared() {
+        for l in &s.latencies {
+            l.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -469,6 +734,52 @@ macro_rules! rt {
         static SLOT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
         cudart::<$ty>(&SLOT, $name)
     }};
+}
+
+/// Raises kernel `h`'s maximum dynamic shared memory to `bytes` (errors ignored: the launch
+/// then reports its own).
+fn ensure_dynamic_smem(h: Handle, bytes: usize) {
+    let Ok(bytes) = i32::try_from(bytes) else { return };
+    match h {
+        Handle::Stub(func) => {
+            if let Ok(set) = rt!(c"cudaFuncSetAttribute", RtFuncSetAttrFn) {
+                // SAFETY: the application's kernel handle, a documented attribute.
+                unsafe { set(func as *const c_void, ATTR_MAX_DYNAMIC_SMEM, bytes) };
+            }
+        }
+        Handle::Function(f) | Handle::Kernel(f) => {
+            static FNS: OnceLock<Option<(usize, usize)>> = OnceLock::new();
+            let Some((func_set, kernel_set)) = *FNS.get_or_init(|| {
+                Some((
+                    driver_fn(c"cuFuncSetAttribute").ok()? as usize,
+                    driver_fn(c"cuKernelSetAttribute").ok()? as usize,
+                ))
+            }) else {
+                return;
+            };
+            // SAFETY: the real driver functions; the application's kernel handle (a
+            // `CUfunction`, or a `CUkernel` passed as one).
+            unsafe {
+                let r = std::mem::transmute::<usize, FuncSetAttrFn>(func_set)(
+                    f as *mut c_void,
+                    ATTR_MAX_DYNAMIC_SMEM,
+                    bytes,
+                );
+                if r != SUCCESS {
+                    let mut dev = 0;
+                    if let Ok(get) = rt!(c"cudaGetDevice", GetDeviceFn) {
+                        get(&mut dev);
+                    }
+                    std::mem::transmute::<usize, KernelSetAttrFn>(kernel_set)(
+                        ATTR_MAX_DYNAMIC_SMEM,
+                        bytes,
+                        f as *mut c_void,
+                        dev,
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn driver_fn(name: &CStr) -> Result<*mut c_void, String> {
@@ -516,6 +827,37 @@ fn driver_fns() -> Result<&'static DriverFns, String> {
     .map_err(Clone::clone)
 }
 
+/// `CUDA_ERROR_INVALID_VALUE`: what the parameter queries return past the last parameter.
+const CUDA_ERROR_INVALID_VALUE: Status = 1;
+
+type CtxGetCurrentFn = unsafe extern "C" fn(*mut *mut c_void) -> Status;
+type SetDeviceFn = unsafe extern "C" fn(i32) -> Status;
+
+/// Makes the calling thread's device's primary context current when the thread has no
+/// context: a thread whose CUDA work is all queued (PyTorch's autograd thread) never made a
+/// call that would, and the driver's kernel queries need one. (`cudaSetDevice` makes the
+/// primary context current, as PyTorch itself does when it finds none.)
+fn ensure_context() {
+    static GET: OnceLock<Option<usize>> = OnceLock::new();
+    let Some(get) = *GET.get_or_init(|| driver_fn(c"cuCtxGetCurrent").ok().map(|p| p as usize)) else { return };
+    let mut ctx = std::ptr::null_mut();
+    // SAFETY: the real cuCtxGetCurrent with an out-pointer to a local.
+    let r = unsafe { std::mem::transmute::<usize, CtxGetCurrentFn>(get)(&mut ctx) };
+    if r == SUCCESS && !ctx.is_null() {
+        return;
+    }
+    let (Ok(get_device), Ok(set_device)) = (rt!(c"cudaGetDevice", GetDeviceFn), rt!(c"cudaSetDevice", SetDeviceFn))
+    else {
+        return;
+    };
+    let mut dev = 0;
+    // SAFETY: the runtime's own functions, an out-pointer to a local.
+    unsafe {
+        get_device(&mut dev);
+        set_device(dev);
+    }
+}
+
 /// What a kernel handle is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Handle {
@@ -532,8 +874,53 @@ pub enum Handle {
 pub struct KernelInfo {
     /// Sizes of the parameters, in order.
     pub param_sizes: Vec<usize>,
-    /// The kernel's (mangled) name.
+    /// The kernel's name: demangled (as profiles have it) where the process has a C++
+    /// demangler, else as the driver gives it.
     pub name: String,
+}
+
+type DemangleFn =
+    unsafe extern "C" fn(*const libc::c_char, *mut libc::c_char, *mut usize, *mut i32) -> *mut libc::c_char;
+
+/// `name` demangled by the process's `__cxa_demangle` (libstdc++, which PyTorch loads), if
+/// there is one and `name` is a mangled C++ name.
+pub fn demangle(name: &CStr) -> Option<String> {
+    static F: OnceLock<Option<usize>> = OnceLock::new();
+    let f = (*F.get_or_init(|| {
+        let dlsym = real::real_dlsym()?;
+        // SAFETY: a lookup of a C symbol in the global scope, else in the loaded libstdc++
+        // (Python loads PyTorch, and with it libstdc++, with RTLD_LOCAL).
+        let mut p = unsafe { dlsym(libc::RTLD_DEFAULT, c"__cxa_demangle".as_ptr()) };
+        if p.is_null() {
+            // SAFETY: RTLD_NOLOAD only returns an already loaded library.
+            let h = unsafe { libc::dlopen(c"libstdc++.so.6".as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+            if !h.is_null() {
+                // SAFETY: as above.
+                p = unsafe { dlsym(h, c"__cxa_demangle".as_ptr()) };
+            }
+        }
+        (!p.is_null()).then_some(p as usize)
+    }))?;
+    if !name.to_bytes().starts_with(b"_Z") {
+        return None;
+    }
+    let mut status = -1;
+    // SAFETY: the documented __cxa_demangle contract: a NUL-terminated name, no buffer, the
+    // result malloc'ed (freed here).
+    unsafe {
+        let out = std::mem::transmute::<usize, DemangleFn>(f)(
+            name.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut status,
+        );
+        if out.is_null() {
+            return None;
+        }
+        let s = (status == 0).then(|| CStr::from_ptr(out).to_string_lossy().into_owned());
+        libc::free(out.cast());
+        s
+    }
 }
 
 /// The parameter sizes and name of a kernel, from the driver's parameter info.
@@ -544,6 +931,7 @@ pub fn kernel_info(h: Handle) -> Result<Arc<KernelInfo>, String> {
         return Ok(k.clone());
     }
     let d = driver_fns()?;
+    ensure_context();
     // Try the handle as what its launch path says it is, then as the other kind a launch of
     // that path may carry (a `CUkernel` passed to `cuLaunchKernel`, a stub to
     // `__cudaLaunchKernel`): the first under which the driver knows the kernel's name wins.
@@ -578,7 +966,8 @@ pub fn kernel_info(h: Handle) -> Result<Arc<KernelInfo>, String> {
             continue;
         }
         // SAFETY: the driver returns a NUL-terminated name it owns.
-        let name = unsafe { CStr::from_ptr(name_ptr) }.to_string_lossy().into_owned();
+        let raw = unsafe { CStr::from_ptr(name_ptr) };
+        let name = demangle(raw).unwrap_or_else(|| raw.to_string_lossy().into_owned());
         found = Some((ptr, info_fn, name));
         break;
     }
@@ -588,8 +977,13 @@ pub fn kernel_info(h: Handle) -> Result<Arc<KernelInfo>, String> {
         let (mut offset, mut size) = (0usize, 0usize);
         // SAFETY: a valid handle; out-pointers to locals.
         let r = unsafe { info_fn(ptr as *mut c_void, i, &mut offset, &mut size) };
+        if r == CUDA_ERROR_INVALID_VALUE {
+            break; // past the last parameter
+        }
         if r != SUCCESS {
-            break;
+            // Not an answer about the parameters (no context yet, say): nothing is cached and
+            // this launch is passed through instead of being queued with no arguments.
+            return Err(format!("cannot read the parameters of {name} ({r})"));
         }
         param_sizes.push(size);
     }
@@ -699,15 +1093,24 @@ fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone)]
 struct ClientCounters {
     position: u64,
+    position_loose: u64,
     lookup: u64,
     unknown: u64,
     submitted: u64,
     completed: u64,
     requests: u64,
+    /// The first few ops whose profile was not found at their position: (request, index,
+    /// op name).
+    mismatches: Vec<(u64, usize, String)>,
 }
+
+/// Request latencies kept per client for the report.
+const MAX_LATENCIES: usize = 100_000;
+/// Mismatched ops listed per client in the report.
+const MAX_MISMATCHES_LISTED: usize = 20;
 
 fn scheduler_main(shared: &Shared) {
     let config = &shared.config;
@@ -764,6 +1167,39 @@ fn scheduler_main(shared: &Shared) {
     let mut first_error = String::new();
     let mut idle_since = now_ns();
     let mut last_stats = 0u64;
+    // When each client's last op completed (a request ends there).
+    let mut last_done = vec![0u64; n];
+    // Ends client `c`'s current request if its end was marked and its work is done: the
+    // request completed when its last op did (or when the end was seen, for a request of no
+    // ops).
+    macro_rules! finish_request {
+        ($c:expr, $dirty:ident) => {{
+            let c = $c;
+            if !state.client(c).request_active() {
+                end_pending[c] = false;
+            } else if !state.client(c).has_work() {
+                end_pending[c] = false;
+                let request = state.client(c).request();
+                let completed_at = if last_done[c] > arrival[c] { last_done[c] } else { now_ns() };
+                state.end_request(c);
+                counters[c].requests += 1;
+                if request >= infos[c].warmup as u64 {
+                    let mut l = shared.latencies[c].lock().unwrap_or_else(|e| e.into_inner());
+                    if l.len() < MAX_LATENCIES {
+                        l.push(completed_at.saturating_sub(arrival[c]));
+                    }
+                }
+                policy.on_request_complete(&RequestDone {
+                    client: c,
+                    request,
+                    arrival: arrival[c],
+                    completed_at,
+                    warmup: request < infos[c].warmup as u64,
+                });
+                $dirty = true;
+            }
+        }};
+    }
     loop {
         let mut dirty = false;
         let now = now_ns();
@@ -777,6 +1213,11 @@ fn scheduler_main(shared: &Shared) {
                 dirty = true;
                 match m {
                     Msg::Begin(t) => {
+                        // The previous request's end, if the scheduler had not seen it yet
+                        // (its ops have all completed: `orion_request_end` waited for them).
+                        if end_pending[c] {
+                            finish_request!(c, dirty);
+                        }
                         state.begin_request(c);
                         policy.on_request_begin(c, now);
                         arrival[c] = t;
@@ -786,8 +1227,21 @@ fn scheduler_main(shared: &Shared) {
                         let (profile, outcome) = matchers[c].find(index[c], &op.key);
                         match outcome {
                             MatchOutcome::Position => counters[c].position += 1,
+                            MatchOutcome::PositionLoose => counters[c].position_loose += 1,
                             MatchOutcome::Lookup => counters[c].lookup += 1,
                             MatchOutcome::Unknown => counters[c].unknown += 1,
+                        }
+                        if !matches!(outcome, MatchOutcome::Position | MatchOutcome::PositionLoose)
+                            && !matchers[c].profile().is_empty()
+                            && counters[c].mismatches.len() < MAX_MISMATCHES_LISTED
+                        {
+                            let what = if op.key.kind.is_kernel() {
+                                format!("{} grid {:?}", op.key.name, op.key.grid)
+                            } else {
+                                op.key.kind.as_str().to_string()
+                            };
+                            let request = state.client(c).request();
+                            counters[c].mismatches.push((request, index[c], what));
                         }
                         let seq = state.issue(c, index[c], profile, now);
                         index[c] += 1;
@@ -817,6 +1271,7 @@ fn scheduler_main(shared: &Shared) {
                         completed_at: now,
                     });
                     counters[c].completed += 1;
+                    last_done[c] = now;
                     shared.clients[c].completed.fetch_add(1, Ordering::AcqRel);
                     dirty = true;
                 }
@@ -824,21 +1279,8 @@ fn scheduler_main(shared: &Shared) {
         }
         // 3. Requests whose end was marked and whose work is done.
         for c in 0..n {
-            if end_pending[c] && !state.client(c).has_work() && state.client(c).request_active() {
-                end_pending[c] = false;
-                let request = state.client(c).request();
-                state.end_request(c);
-                counters[c].requests += 1;
-                policy.on_request_complete(&RequestDone {
-                    client: c,
-                    request,
-                    arrival: arrival[c],
-                    completed_at: now,
-                    warmup: request < infos[c].warmup as u64,
-                });
-                dirty = true;
-            } else if end_pending[c] && !state.client(c).request_active() {
-                end_pending[c] = false;
+            if end_pending[c] {
+                finish_request!(c, dirty);
             }
         }
         // 4. The policy.
@@ -913,10 +1355,13 @@ fn publish(
     let clients: Vec<Value> = counters
         .iter()
         .zip(&shared.config.clients)
-        .map(|(k, c)| {
-            json!({"name": c.name, "matched_position": k.position, "matched_lookup": k.lookup,
+        .zip(&shared.adopted)
+        .map(|((k, c), adopted)| {
+            json!({"name": c.name, "matched_position": k.position, "matched_position_loose": k.position_loose, "matched_lookup": k.lookup,
                    "unknown": k.unknown, "submitted": k.submitted, "completed": k.completed,
-                   "requests": k.requests})
+                   "requests": k.requests, "profile_ops": c.profile.len(),
+                   "ops_from_other_threads": adopted.load(Ordering::Relaxed),
+                   "first_mismatches": k.mismatches.iter().map(|(r, i, w)| json!({"request": r, "index": i, "op": w})).collect::<Vec<_>>()})
         })
         .collect();
     let v = json!({
@@ -927,11 +1372,26 @@ fn publish(
         "submit_errors": submit_errors,
         "first_submit_error": first_error,
         "stream_priorities": gpu.map(|g| g.cuda_priorities.clone()),
+        "unregistered_calls_drained": shared.drained_for_unregistered.load(Ordering::Relaxed),
         "clients": clients,
     });
     if let Ok(mut s) = shared.stats.lock() {
         *s = v;
     }
+}
+
+/// Count, mean and percentiles (nearest rank) of request latencies, ns, and the latencies
+/// themselves (the report's per-request part).
+pub fn latency_summary(lat: &[u64]) -> Value {
+    if lat.is_empty() {
+        return json!({"count": 0});
+    }
+    let mut v = lat.to_vec();
+    v.sort_unstable();
+    let pct = |p: f64| v[((p / 100.0 * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+    json!({"count": v.len(), "mean_ns": mean, "p50_ns": pct(50.0), "p95_ns": pct(95.0), "p99_ns": pct(99.0),
+           "max_ns": v[v.len() - 1], "requests_ns": lat})
 }
 
 fn fatal(reason: &str) {
@@ -984,6 +1444,40 @@ mod tests {
         assert_eq!(c.clients.len(), 2);
         assert_eq!(c.clients[0].role, Role::Hp);
         assert_eq!(c.clients[1].warmup, 10);
+    }
+
+    #[test]
+    fn unregistered_threads_follow_their_stream_then_the_one_open_client() {
+        // Autograd's thread on client 1's stream, client 1 inside a request: client 1's queue,
+        // even with client 0 open too.
+        assert_eq!(route_unregistered(Some((1, true)), &[0, 1]), Route::Queue(1));
+        // Its client between requests: to CUDA after that client's queue.
+        assert_eq!(route_unregistered(Some((1, false)), &[0]), Route::AfterClient(1));
+        // An unknown or shared stream: the one open client, else after every queue.
+        assert_eq!(route_unregistered(None, &[2]), Route::Queue(2));
+        assert_eq!(route_unregistered(None, &[0, 2]), Route::AfterAll);
+        assert_eq!(route_unregistered(None, &[]), Route::AfterAll);
+    }
+
+    #[test]
+    fn stream_keys() {
+        let s = |v: usize| v as Stream;
+        assert_eq!(stream_key(s(0), false), Some(0));
+        assert_eq!(stream_key(s(1), false), Some(0));
+        assert_eq!(stream_key(s(0), true), None);
+        assert_eq!(stream_key(s(2), false), None);
+        assert_eq!(stream_key(s(0x5000), true), Some(0x5000));
+    }
+
+    #[test]
+    fn latency_summary_uses_nearest_rank() {
+        let v: Vec<u64> = (1..=100).collect();
+        let j = latency_summary(&v);
+        assert_eq!(j["count"], 100);
+        assert_eq!(j["p50_ns"], 50);
+        assert_eq!(j["p95_ns"], 95);
+        assert_eq!(j["p99_ns"], 99);
+        assert_eq!(latency_summary(&[])["count"], 0);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum Category {
     Graph,
     /// The driver's symbol lookup.
     Lookup,
+    /// Event records and waits, event and stream queries.
+    Event,
 }
 
 impl Category {
@@ -39,10 +41,11 @@ impl Category {
             Category::Sync => "sync",
             Category::Graph => "graph_launch",
             Category::Lookup => "lookup",
+            Category::Event => "event",
         }
     }
 
-    const ALL: [Category; 8] = [
+    const ALL: [Category; 9] = [
         Category::Kernel,
         Category::Memcpy,
         Category::Memset,
@@ -51,6 +54,7 @@ impl Category {
         Category::Sync,
         Category::Graph,
         Category::Lookup,
+        Category::Event,
     ];
 }
 
@@ -128,6 +132,11 @@ entries! {
     CuCtxSynchronize = "cuCtxSynchronize": Sync,
     CuEventSynchronize = "cuEventSynchronize": Sync,
     CuGraphLaunch = "cuGraphLaunch": Graph,
+    CuEventRecord = "cuEventRecord": Event,
+    CuEventRecordWithFlags = "cuEventRecordWithFlags": Event,
+    CuStreamWaitEvent = "cuStreamWaitEvent": Event,
+    CuEventQuery = "cuEventQuery": Event,
+    CuStreamQuery = "cuStreamQuery": Event,
 }
 
 const MAX: usize = 80;

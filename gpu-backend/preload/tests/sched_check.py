@@ -2,14 +2,20 @@
 """Correctness and overhead of liborion_preload.so for one client (one thread).
 
     python3 sched_check.py run --out FILE [--model resnet50] [--requests 200] [--iters 30]
+        [--infer-batch 4] [--train-batch 32] [--no-deterministic]
     python3 sched_check.py compare BASE.pt OTHER.pt ...
 
-`run` (under LD_PRELOAD or not) registers the thread as client 0 when the interposer is there,
+`run` (under LD_PRELOAD or not) registers the thread as client 0 for the inference phase and
+as client 1 for the training phase when the interposer is there (a scheduling configuration
+names two clients: the inference and the training profile), runs each phase on its own CUDA
+stream (made to wait for the default stream first: an event record and a stream wait),
 brackets every step with request marks, and records: the outputs of one inference request and
-the losses of three training iterations (same seeds; deterministic algorithms), then the wall
-time of `--requests` back-to-back inference requests (batch 4) and `--iters` training
-iterations (batch 32). `compare` prints the largest output difference and each run's
-throughput against the first file's.
+the losses of three training iterations (same seeds; deterministic algorithms unless
+`--no-deterministic`), then the wall time of `--requests` back-to-back inference requests and
+`--iters` training iterations. PyTorch runs `backward()` on its autograd thread, which is not
+a registered client: the interposer must give that work to the client of the stream.
+`compare` prints the largest output and loss differences and each run's throughput against the
+first file's.
 """
 
 import argparse
@@ -45,12 +51,12 @@ class Marks:
         except AttributeError:
             self.present = False
 
-    def step(self, wl):
+    def step(self, wl, cid):
         if self.present:
-            self.b(0, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
+            self.b(cid, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
         r = wl.step()
         if self.present:
-            self.e(0)
+            self.e(cid)
         return r
 
     def stats(self):
@@ -64,37 +70,56 @@ class Marks:
 def run(args):
     drv = load_driver()
     models = drv.load_models()
-    ns = argparse.Namespace(deterministic=True)
+    ns = argparse.Namespace(deterministic=not args.no_deterministic)
     torch = drv.import_torch(ns)
     marks = Marks()
-    reg = int(marks.reg(0)) if marks.present else None
-    res = {"preload": marks.present, "register": reg, "env": {k: os.environ.get(k) for k in
-                                                              ("LD_PRELOAD", "ORION_PRELOAD_MODE", "ORION_PRELOAD_CONFIG")}}
-    wl = models.build(args.model, "inference", 4, device="cuda", seed=1)
-    for _ in range(10):
-        marks.step(wl)
-    res["infer_out"] = [t.clone() for t in marks.step(wl)]
-    t = time.perf_counter()
-    for _ in range(args.requests):
-        marks.step(wl)
-    res["infer_s"] = time.perf_counter() - t
+    res = {"preload": marks.present, "model": args.model, "env": {k: os.environ.get(k) for k in
+                                                                  ("LD_PRELOAD", "ORION_PRELOAD_MODE", "ORION_PRELOAD_CONFIG")}}
+    res["register"] = int(marks.reg(0)) if marks.present else None
+    wl = models.build(args.model, "inference", args.infer_batch, device="cuda", seed=1)
+    st = torch.cuda.Stream()
+    st.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(st):
+        for _ in range(10):
+            marks.step(wl, 0)
+        res["infer_out"] = [t.clone() for t in marks.step(wl, 0)]
+        t = time.perf_counter()
+        for _ in range(args.requests):
+            marks.step(wl, 0)
+        res["infer_s"] = time.perf_counter() - t
     res["infer_per_s"] = args.requests / res["infer_s"]
+    torch.cuda.synchronize()
     wl.close()
-    wl = models.build(args.model, "training", 32, device="cuda", seed=1)
-    res["losses"] = [marks.step(wl) for _ in range(3)]
-    for _ in range(3):
-        marks.step(wl)
-    t = time.perf_counter()
-    for _ in range(args.iters):
-        marks.step(wl)
-    res["train_s"] = time.perf_counter() - t
+    if marks.present:
+        res["register_train"] = int(marks.reg(1))
+    wl = models.build(args.model, "training", args.train_batch, device="cuda", seed=1)
+    st = torch.cuda.Stream()
+    st.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(st):
+        res["losses"] = [marks.step(wl, 1) for _ in range(3)]
+        for _ in range(3):
+            marks.step(wl, 1)
+        t = time.perf_counter()
+        for _ in range(args.iters):
+            marks.step(wl, 1)
+        res["train_s"] = time.perf_counter() - t
     res["train_per_s"] = args.iters / res["train_s"]
+    torch.cuda.synchronize()
+    time.sleep(0.1)  # the scheduler publishes its counters every 20 ms
     res["stats"] = marks.stats()
     torch.save(res, args.out)
     print(json.dumps({k: v for k, v in res.items() if k not in ("infer_out", "stats")}), flush=True)
-    if res["stats"]:
-        print("stats: captured %s uncaptured %s schedule %s" % (res["stats"]["captured"], res["stats"].get("uncaptured"),
-                                                              json.dumps(res["stats"].get("schedule"))), flush=True)
+    st = res["stats"]
+    if st:
+        print("stats: captured %s uncaptured %s failure_logged %s" % (st["captured"], st.get("uncaptured"),
+                                                                     st.get("failure_logged")), flush=True)
+        sch = st.get("schedule") or {}
+        for c in sch.get("clients", []):
+            c = dict(c)
+            if isinstance(c.get("latency"), dict):
+                c["latency"] = {k: v for k, v in c["latency"].items() if k != "requests_ns"}
+            print("client: " + json.dumps(c), flush=True)
+        print("schedule: " + json.dumps({k: v for k, v in sch.items() if k != "clients"}), flush=True)
     return 0
 
 
@@ -107,8 +132,10 @@ def compare(args):
         r = torch.load(f, weights_only=False)
         diff = max(float((a - b).abs().max()) for a, b in zip(base["infer_out"], r["infer_out"]))
         loss_diff = max(abs(a - b) for a, b in zip(base["losses"], r["losses"]))
+        loss_rel = max(abs(a - b) / max(abs(a), 1e-12) for a, b in zip(base["losses"], r["losses"]))
         row = {"file": os.path.basename(f), "mode": (r["env"] or {}).get("ORION_PRELOAD_MODE"),
-               "preload": r["preload"], "max_abs_output_diff": diff, "max_abs_loss_diff": loss_diff,
+               "preload": r["preload"], "max_abs_output_diff": diff, "max_abs_loss_diff": loss_diff, "max_rel_loss_diff": loss_rel,
+               "model": r.get("model"), "config": (r["env"] or {}).get("ORION_PRELOAD_CONFIG"),
                "infer_per_s": r["infer_per_s"], "train_per_s": r["train_per_s"],
                "infer_vs_base": r["infer_per_s"] / base["infer_per_s"] - 1,
                "train_vs_base": r["train_per_s"] / base["train_per_s"] - 1,
@@ -129,6 +156,9 @@ def main():
     r.add_argument("--model", default="resnet50")
     r.add_argument("--requests", type=int, default=200)
     r.add_argument("--iters", type=int, default=30)
+    r.add_argument("--infer-batch", type=int, default=4)
+    r.add_argument("--train-batch", type=int, default=32)
+    r.add_argument("--no-deterministic", action="store_true")
     c = sub.add_parser("compare")
     c.add_argument("files", nargs="+")
     c.add_argument("--out", default=None)
