@@ -49,13 +49,16 @@ WHAT IT DOES (every step prints its progress on stderr)
         back to check it.
 
   Raw material stays in WORK (Kineto traces, capture.json, ncu report and CSV, logs);
-  `orion-profile convert --work-dir WORK` redoes step 3 from it without a GPU.
+  `orion-profile convert --work-dir WORK` redoes step 3 from it without a GPU; with
+  `--ncu-from OTHER/ncu.csv` it takes the metrics from another run's ncu CSV (same workload),
+  matched in launch order, then by kernel, grid and block.
 
 EXAMPLES
   orion-profile --model resnet50 --mode inference                  # model_kernels/h100/resnet50-inference-b4.csv
   orion-profile --model bert --mode training --batch 8 --out-dir /tmp/traces
   orion-profile --name mynet-b16 -- my_train.py --batch 16         # any Python program
   orion-profile convert --work-dir /tmp/orion-profile/resnet50-inference-b4
+  orion-profile convert --work-dir RUN2/resnet50-inference --ncu-from RUN1/resnet50-inference/ncu.csv
 
 NEEDS  python3 with PyTorch (CUDA), torchvision / transformers for the built-in models, and
 Nsight Compute's `ncu` on PATH (or --ncu PATH; --no-ncu skips step 2).";
@@ -171,6 +174,12 @@ struct ConvertArgs {
     /// Trace name (default: the work folder's name).
     #[arg(long)]
     name: Option<String>,
+    /// Take ncu's metrics from this raw CSV (WORK/ncu.csv of another run of the same
+    /// workload, e.g. one whose ncu phase completed) instead of WORK/ncu.csv. Rows are matched
+    /// to the captured kernels in launch order, then by kernel, grid and block; the trace's
+    /// header names the file (`ncu_from`).
+    #[arg(long, value_name = "FILE")]
+    ncu_from: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -242,7 +251,7 @@ fn dispatch(cli: Cli, command: &str) -> anyhow::Result<i32> {
             &name,
             &dev,
             scale(&c.common.host_gap_scale)?,
-            &metrics(&c.common),
+            run::NcuInput { metrics: &metrics(&c.common), from: c.ncu_from.as_deref() },
             command,
         )?;
         report(&w);
@@ -339,6 +348,7 @@ mod tests {
             "--clock-control none",
             "Orion's rule",
             "convert --work-dir",
+            "--ncu-from",
         ] {
             assert!(help.contains(want), "`{want}` not in --help");
         }
@@ -358,5 +368,30 @@ mod tests {
     fn convert_of_a_missing_folder_names_it() {
         let code = main_with(["orion-profile", "convert", "--work-dir", "/nonexistent/wd"]);
         assert_eq!(code, 1);
+    }
+
+    #[test]
+    fn ncu_from_a_missing_file_is_an_error_not_a_trace_without_classes() {
+        let dir = std::env::temp_dir().join(format!("orion-profile-ncu-from-{}", std::process::id()));
+        let cap = dir.join("capture");
+        std::fs::create_dir_all(&cap).unwrap();
+        std::fs::write(cap.join("k.json"), crate::profile::kineto::tests::fixture()).unwrap();
+        std::fs::write(cap.join("capture.json"), r#"{"kineto_files": ["k.json"]}"#).unwrap();
+        let wd = dir.to_string_lossy().into_owned();
+        let out = dir.join("out").to_string_lossy().into_owned();
+        let base = ["orion-profile", "convert", "--work-dir", wd.as_str(), "--out-dir", out.as_str()];
+        assert_eq!(main_with(base), 0);
+        let ncu = dir.join("other-ncu.csv");
+        let missing = ncu.to_string_lossy().into_owned();
+        assert_eq!(main_with(base.iter().copied().chain(["--ncu-from", missing.as_str()])), 1);
+        std::fs::write(&ncu, crate::profile::ncu::tests::fixture()).unwrap();
+        assert_eq!(main_with(base.iter().copied().chain(["--ncu-from", missing.as_str()])), 0);
+        let text = std::fs::read_to_string(
+            dir.join("out").join(format!("{}.csv", dir.file_name().unwrap().to_string_lossy())),
+        )
+        .unwrap();
+        assert!(text.contains("# ncu_from: "), "{text}");
+        assert!(text.contains("2 of 2 kernels matched"), "{text}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -20,6 +20,10 @@
 //! * **Class**: Orion's rule ([`KernelClass::classify`]) on ncu's FLOPs / DRAM bytes against
 //!   the device's roofline knee, then SM and DRAM throughput at 60% of peak. A kernel without
 //!   ncu metrics is `unknown` and counted in the trace's `ncu_missing` metadata.
+//! * **ncu rows from another run** ([`ConvertOptions::ncu_by_shape`], `convert --ncu-from`):
+//!   after the launch-order alignment and identical launches, a kernel still without metrics
+//!   takes those of the first complete row with the same kernel ([`shape_name`]: template
+//!   arguments included), grid and block.
 
 use super::kineto::{Step, StepItem, StepItemKind};
 use super::ncu::NcuKernel;
@@ -59,6 +63,11 @@ pub struct ConvertOptions {
     pub profiled_step_wall_ms: Vec<f64>,
     /// Provenance written into the trace's metadata (gpu, driver, cuda, torch, date, command).
     pub provenance: BTreeMap<String, String>,
+    /// The ncu rows come from another run of the same workload (`convert --ncu-from`): a
+    /// kernel that the launch-order alignment and identical launches leave without metrics
+    /// takes those of the first complete row with the same kernel ([`shape_name`]), grid and
+    /// block extents.
+    pub ncu_by_shape: bool,
 }
 
 /// Facts about a conversion, for the progress output and the metadata.
@@ -168,6 +177,68 @@ pub fn match_key(name: &str) -> String {
     let end = n.find(['<', '(']).unwrap_or(n.len());
     let head = &n[..end];
     head.rsplit("::").next().unwrap_or(head).trim().to_string()
+}
+
+/// The name used to match a kernel to an ncu row of another run by shape: the kernel with its
+/// template arguments, spelt so that Kineto's and ncu's demanglings agree (no namespaces, no
+/// parameter list, no casts, `true`/`false` as 1/0, no spaces). Unlike [`match_key`] it tells
+/// instantiations apart (`Kernel2<..._128x64_...>` from `Kernel2<..._64x64_...>`).
+pub fn shape_name(name: &str) -> String {
+    let n = name.trim();
+    let n = n.strip_prefix("void ").unwrap_or(n);
+    // The parameter list: the first `(` outside the template arguments.
+    let mut depth = 0usize;
+    let mut end = n.len();
+    for (i, c) in n.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' => depth = depth.saturating_sub(1),
+            '(' if depth == 0 => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+    }
+    // Drop parenthesised groups (casts, `(anonymous namespace)`, lambdas' `()`).
+    let mut bare = String::new();
+    let mut parens = 0usize;
+    for c in n[..end].chars() {
+        match c {
+            '(' => parens += 1,
+            ')' => parens = parens.saturating_sub(1),
+            c if parens == 0 && !c.is_whitespace() => bare.push(c),
+            _ => {}
+        }
+    }
+    // Drop namespace qualifiers and spell booleans as numbers, token by token.
+    let mut out = String::new();
+    let mut word = String::new();
+    let mut chars = bare.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            word.clear();
+            continue;
+        }
+        out.push_str(match word.as_str() {
+            "true" => "1",
+            "false" => "0",
+            w => w,
+        });
+        word.clear();
+        out.push(c);
+    }
+    out.push_str(match word.as_str() {
+        "true" => "1",
+        "false" => "0",
+        w => w,
+    });
+    out
 }
 
 /// Matches captured kernels (name, blocks, threads) to ncu rows in launch order: by index when
@@ -316,6 +387,29 @@ pub fn build_trace(
         }
     }
 
+    let mut by_shape_count = 0;
+    if opts.ncu_by_shape
+        && let Some(rows) = ncu
+    {
+        let mut by_shape: HashMap<(String, orion_traces::Dim3, orion_traces::Dim3), usize> = HashMap::new();
+        for (j, r) in rows.iter().enumerate() {
+            if let (true, Some(g), Some(b)) = (r.complete(), r.grid, r.block) {
+                by_shape.entry((shape_name(&r.name), g, b)).or_insert(j);
+            }
+        }
+        for (m, sig) in matches.iter_mut().zip(&signatures) {
+            if m.is_some_and(|j| rows[j].complete()) {
+                continue;
+            }
+            if let (Some(g), Some(b)) = (sig.1, sig.2)
+                && let Some(j) = by_shape.get(&(shape_name(&sig.0), g, b))
+            {
+                *m = Some(*j);
+                by_shape_count += 1;
+            }
+        }
+    }
+
     let knee = device.roofline_knee();
     let mut ops = Vec::with_capacity(n_ops);
     let mut summary = ConvertSummary {
@@ -405,11 +499,16 @@ pub fn build_trace(
         "ncu".into(),
         match ncu {
             Some(rows) => format!(
-                "{} rows; {} of {} kernels matched ({} of them through an identical launch); {} without class metrics",
+                "{} rows; {} of {} kernels matched ({} of them through an identical launch{}); {} without class metrics",
                 rows.len(),
                 summary.ncu_matched,
                 summary.kernels,
                 copied,
+                if opts.ncu_by_shape {
+                    format!(", {by_shape_count} by kernel, grid and block alone (rows from another run)")
+                } else {
+                    String::new()
+                },
                 summary.ncu_missing.len()
             ),
             None => "not run: every kernel's class is unknown".into(),
@@ -484,6 +583,7 @@ pub(crate) mod tests {
             unprofiled_latency_ms: None,
             profiled_step_wall_ms: vec![],
             provenance: BTreeMap::new(),
+            ncu_by_shape: false,
         }
     }
 
@@ -596,6 +696,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn rows_of_another_run_match_by_kernel_grid_and_block() {
+        // The other run's ncu profiled the kernels in another order (the fill kernel last):
+        // the launch-order alignment finds only one of the two; matching by shape the other.
+        let st = step();
+        let mut rows = parse_ncu_csv(&nt::fixture(), Path::new("n.csv"), &default_metrics()).unwrap();
+        rows.reverse();
+        let without = build_trace(std::slice::from_ref(&st), Some(&rows), &h100(), &opts()).unwrap();
+        assert_eq!(without.1.ncu_matched, 1, "{:?}", without.0.meta.extra["ncu"]);
+        let o = ConvertOptions { ncu_by_shape: true, ..opts() };
+        let (t, s) = build_trace(std::slice::from_ref(&st), Some(&rows), &h100(), &o).unwrap();
+        assert_eq!(s.ncu_matched, 2);
+        let fill = t.ops.iter().find(|o| o.name.contains("FillFunctor")).unwrap();
+        assert_eq!(fill.dram_throughput_pct, Some(0.52));
+        assert!(t.meta.extra["ncu"].contains("1 by kernel, grid and block alone"), "{}", t.meta.extra["ncu"]);
+        // A different grid is a different launch: no metrics for it.
+        let mut rows2 = rows.clone();
+        for r in &mut rows2 {
+            r.grid = Some(orion_traces::Dim3::new(99, 1, 1));
+        }
+        let (_, s2) = build_trace(std::slice::from_ref(&st), Some(&rows2), &h100(), &o).unwrap();
+        assert_eq!(s2.ncu_matched, 1);
+    }
+
+    #[test]
     fn alignment_skips_kernels_ncu_lost() {
         let k = |n: &str| (n.to_string(), Some(4), Some(128));
         let row = |n: &str| NcuKernel { name: n.into(), blocks: Some(4), threads: Some(128), ..Default::default() };
@@ -603,6 +727,22 @@ pub(crate) mod tests {
         let rows = vec![row("a"), row("ns::c"), row("a")];
         assert_eq!(align(&kernels, &rows), vec![Some(0), None, Some(1), Some(2)]);
         assert_eq!(match_key("void at::native::(anonymous namespace)::foo<4>(int)"), "foo");
+    }
+
+    #[test]
+    fn shape_names_agree_across_demanglings_and_tell_instantiations_apart() {
+        // Kineto's spelling, then ncu's, of the same kernels (H100, 2026-11-24).
+        let kineto = "void cudnn::engines_precompiled::nchwToNhwcKernel<float, float, float, false, true, \
+                      (cudnnKernelDataType_t)2>(cudnn::engines_precompiled::nchw2nhwc_params_t<float>, float const*, float*)";
+        let ncu = "void engines_precompiled::nchwToNhwcKernel<float, float, float, 0, 1, 2>\
+                   (engines_precompiled::nchw2nhwc_params_t<T3>, const T1 *, T2 *)";
+        assert_eq!(shape_name(kineto), "nchwToNhwcKernel<float,float,float,0,1,2>");
+        assert_eq!(shape_name(kineto), shape_name(ncu));
+        let a = "void cutlass::Kernel2<cutlass_80_tensorop_s1688gemm_128x64_32x6_nn_align4>(T1::Params)";
+        let b = "void cutlass::Kernel2<cutlass_80_tensorop_s1688gemm_64x64_32x6_nn_align4>(cutlass_80_tensorop_s1688gemm_64x64_32x6_nn_align4::Params)";
+        assert_eq!(match_key(a), match_key(b));
+        assert_ne!(shape_name(a), shape_name(b));
+        assert_eq!(shape_name("sm90_xmma_gemm_kernel__5x_cublas"), "sm90_xmma_gemm_kernel__5x_cublas");
     }
 
     #[test]

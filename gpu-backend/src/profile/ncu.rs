@@ -79,6 +79,10 @@ pub struct NcuKernel {
     pub blocks: Option<u64>,
     /// Threads per block.
     pub threads: Option<u64>,
+    /// Grid extents (the `Grid Size` column), for matching by launch shape across runs.
+    pub grid: Option<orion_traces::Dim3>,
+    /// Block extents (the `Block Size` column).
+    pub block: Option<orion_traces::Dim3>,
     /// ncu's kernel duration, ns.
     pub duration_ns: Option<f64>,
     /// % of peak SM throughput.
@@ -243,6 +247,9 @@ pub fn parse_ncu_csv(text: &str, file: &Path, requested: &[String]) -> Result<Ve
         k.blocks_per_sm = limit.filter(|v| *v >= 1.0).map(|v| v as u32);
         k.blocks = metric(GRID_SIZE)?.map(|v| v as u64);
         k.threads = metric(BLOCK_SIZE)?.map(|v| v as u64);
+        let dim = |name: &str| col(name).and_then(|c| cells[c].parse::<orion_traces::Dim3>().ok());
+        k.grid = dim("Grid Size");
+        k.block = dim("Block Size");
         out.push(k);
     }
     Ok(out)
@@ -339,6 +346,8 @@ pub(crate) mod tests {
         assert_eq!(ks.len(), 2);
         let a = &ks[0];
         assert_eq!((a.id, a.blocks, a.threads, a.blocks_per_sm), (0, Some(4), Some(128), Some(16)));
+        assert_eq!((a.grid, a.block), (Some(orion_traces::Dim3::linear(4)), Some(orion_traces::Dim3::linear(128))));
+        assert_eq!(ks[1].grid, Some(orion_traces::Dim3::new(1, 8, 1)));
         assert_eq!(a.bytes, Some(9216.0));
         assert_eq!(a.flops, Some(0.0));
         assert_eq!(a.duration_ns, Some(2400.0));

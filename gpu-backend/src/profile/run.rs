@@ -302,22 +302,44 @@ pub struct Written {
     pub summary: ConvertSummary,
 }
 
-/// Step 3: converts a work folder (capture, and ncu's CSV when present) into traces in
-/// `out_dir`: `NAME.csv` (the project's format) and `NAME.orion.csv` (Orion's kernel file).
+/// Where step 3 takes ncu's rows from.
+#[derive(Debug, Clone, Copy)]
+pub struct NcuInput<'a> {
+    /// The metrics that were asked for (a kernel lacking one of them is marked).
+    pub metrics: &'a [String],
+    /// ncu's raw CSV of another run of the same workload, instead of `WORK/ncu.csv`: its rows
+    /// are matched in launch order, then by kernel, grid and block
+    /// ([`ConvertOptions::ncu_by_shape`](super::convert::ConvertOptions::ncu_by_shape)).
+    pub from: Option<&'a Path>,
+}
+
+/// Step 3: converts a work folder (capture, and ncu's CSV when present, or `ncu.from`) into
+/// traces in `out_dir`: `NAME.csv` (the project's format) and `NAME.orion.csv` (Orion's kernel
+/// file).
 pub fn convert(
     work_dir: &Path,
     out_dir: &Path,
     name: &str,
     device: &DeviceSpec,
     scale: HostGapScale,
-    metrics: &[String],
+    ncu_input: NcuInput<'_>,
     command: &str,
 ) -> Result<Written> {
     let cap = read_capture(&work_dir.join("capture"))?;
-    let csv = work_dir.join("ncu.csv");
-    let ncu: Option<Vec<NcuKernel>> = if csv.exists() { Some(read_ncu_csv(&csv, metrics)?) } else { None };
+    let csv = ncu_input.from.map_or_else(|| work_dir.join("ncu.csv"), Path::to_path_buf);
+    let ncu: Option<Vec<NcuKernel>> =
+        if csv.exists() || ncu_input.from.is_some() { Some(read_ncu_csv(&csv, ncu_input.metrics)?) } else { None };
     let mut provenance = cap.provenance.clone();
     provenance.insert("command".into(), command.to_string());
+    if let Some(f) = ncu_input.from {
+        provenance.insert(
+            "ncu_from".into(),
+            format!(
+                "{} (another run's ncu rows, matched in launch order, then by kernel, grid and block)",
+                f.display()
+            ),
+        );
+    }
     if let Some(s) = cap.gpu_span_ms {
         provenance.insert("unprofiled_gpu_span_ms".into(), format!("{s:.4}"));
     }
@@ -344,6 +366,7 @@ pub fn convert(
         unprofiled_latency_ms: cap.unprofiled_latency_ms,
         profiled_step_wall_ms: cap.profiled_step_wall_ms.clone(),
         provenance,
+        ncu_by_shape: ncu_input.from.is_some(),
     };
     let (trace, summary) = build_trace(&cap.steps, ncu.as_deref(), device, &opts)
         .map_err(|m| ProfileError::invalid(work_dir.join("capture"), None, m))?;
@@ -435,6 +458,7 @@ pub fn profile(job: &ProfileJob) -> Result<(Written, Option<String>)> {
         }
     }
     progress(&format!("[3/3] convert: writing {}", job.out_dir.display()));
-    let w = convert(&job.work_dir, &job.out_dir, &job.name, &job.device, job.host_gap_scale, &metrics, &job.command)?;
+    let ncu_input = NcuInput { metrics: &metrics, from: None };
+    let w = convert(&job.work_dir, &job.out_dir, &job.name, &job.device, job.host_gap_scale, ncu_input, &job.command)?;
     Ok((w, ncu_error))
 }
