@@ -122,16 +122,16 @@ fn every_figure_type_renders_to_png_and_svg() {
     let files = plot::write_run_plots(&d.join("run"), &sc, &result, &detail).unwrap();
     assert_eq!(files.len(), 4);
 
-    // A sweep's Pareto plot, one panel and several.
+    // A sweep's Pareto plot, one panel and several (3 s each: at 10/s, 1 s is all warm-up).
     let spec = SweepSpec {
         policies: vec!["orion".into(), "streams".into()],
         params: vec![parse_param_axis("orion.dur_threshold=50us..1ms:log:3").unwrap()],
         ..SweepSpec::default()
     };
-    let sweep = run_sweep(&scenario("resnet50_bert", 1), &spec, vec!["test".into()], &|| {}).unwrap();
+    let sweep = run_sweep(&scenario("resnet50_bert", 3), &spec, vec!["test".into()], &|| {}).unwrap();
     check(&sweep.pareto(), d, "pareto", &["HP p95 overhead", "orion", "streams"]);
     let spec = SweepSpec { hp_rates: vec![10.0, 30.0], ..spec };
-    let sweep = run_sweep(&scenario("resnet50_bert", 1), &spec, vec!["test".into()], &|| {}).unwrap();
+    let sweep = run_sweep(&scenario("resnet50_bert", 3), &spec, vec!["test".into()], &|| {}).unwrap();
     let pareto = sweep.pareto();
     assert_eq!(pareto.panels.len(), 2);
     check(&pareto, d, "pareto_panels", &["poisson(10/s)", "poisson(30/s)"]);

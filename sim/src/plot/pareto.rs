@@ -83,6 +83,17 @@ impl Figure for Pareto {
     }
 }
 
+/// An axis range around `lo..=hi` with a margin; `0..1` when either bound is not finite (a
+/// panel without finite points). plotters' tick search does not end on a range with a
+/// non-finite bound, so no such range may reach it.
+fn padded(lo: f64, hi: f64) -> (f64, f64) {
+    if !(lo.is_finite() && hi.is_finite()) {
+        return (0.0, 1.0);
+    }
+    let d = ((hi - lo) * 0.08).max(lo.abs().max(hi.abs()) * 0.02).max(1e-3);
+    (lo - d, hi + d)
+}
+
 impl Pareto {
     fn draw_panel<DB: DrawingBackend>(
         &self,
@@ -94,16 +105,8 @@ impl Pareto {
         let fin = || panel.points.iter().filter(|p| p.x.is_finite() && p.y.is_finite());
         let (x0, x1) = fin().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.x), b.max(p.x)));
         let (y0, y1) = fin().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.y), b.max(p.y)));
-        let pad = |a: f64, b: f64| {
-            if !a.is_finite() {
-                (0.0, 1.0)
-            } else {
-                let d = ((b - a) * 0.08).max(a.abs().max(b.abs()) * 0.02).max(1e-3);
-                (a - d, b + d)
-            }
-        };
-        let (x0, x1) = pad(x0, x1);
-        let (y0, y1) = pad(y0.min(0.0), y1);
+        let (x0, x1) = padded(x0, x1);
+        let (y0, y1) = padded(y0.min(0.0), y1);
         let mut builder = ChartBuilder::on(area);
         builder.margin_left(10).margin_right(20).margin_top(4).x_label_area_size(40).y_label_area_size(64);
         if !panel.title.is_empty() {
@@ -139,7 +142,8 @@ impl Pareto {
 
 #[cfg(test)]
 mod tests {
-    use super::front;
+    use super::*;
+    use crate::plot::Provenance;
 
     #[test]
     fn front_keeps_the_undominated_points_by_increasing_x() {
@@ -150,5 +154,41 @@ mod tests {
         // A point with a non-finite coordinate is never on the front.
         let pts = [(1.0, f64::NAN), (2.0, 1.0), (f64::INFINITY, 0.5)];
         assert_eq!(front(&pts), vec![1]);
+    }
+
+    #[test]
+    fn ranges_are_finite_whatever_the_points() {
+        assert_eq!(padded(f64::INFINITY, f64::NEG_INFINITY), (0.0, 1.0));
+        // A panel without points: the y range starts at 0 but has no top.
+        assert_eq!(padded(0.0, f64::NEG_INFINITY), (0.0, 1.0));
+        let (a, b) = padded(0.0, 0.0);
+        assert!(a < 0.0 && b > 0.0);
+        let (a, b) = padded(1e6, 1e6);
+        assert!(a < 1e6 && b > 1e6 && (b - a) > 1e4);
+    }
+
+    /// A sweep can yield a panel whose points are all undefined (no HP request completed in a
+    /// short run) next to one whose points coincide: both must draw (plotters' tick search used
+    /// to loop forever on the first).
+    #[test]
+    fn empty_and_degenerate_panels_draw() {
+        let pt = |policy: &str, x: f64, y: f64| ParetoPoint { policy: policy.into(), x, y };
+        let fig = Pareto {
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            panels: vec![
+                ParetoPanel { title: "none".into(), points: vec![pt("orion", f64::NAN, f64::NAN)] },
+                ParetoPanel { title: "empty".into(), points: vec![] },
+                ParetoPanel { title: "one".into(), points: vec![pt("orion", 12.0, 0.0), pt("streams", 12.0, 0.0)] },
+            ],
+            provenance: Provenance::default(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        crate::plot::save_both(&fig, dir.path(), "p").unwrap();
+        let svg = std::fs::read_to_string(dir.path().join("p.svg")).unwrap();
+        for t in ["none", "empty", "one"] {
+            assert!(svg.contains(t), "no panel {t}");
+        }
     }
 }
