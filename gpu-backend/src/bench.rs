@@ -302,6 +302,7 @@ pub fn overhead(
             warmup: 3,
             stop: Stop { duration_ns: Some(600_000_000_000), requests: Some(requests) },
             interrupt: None,
+            timeline: None,
         };
         let mut p = registry::build(policy, &ParamMap::new())?;
         let out = execute(&input, p.as_mut(), gpu.props().sm_count, |prio| GpuRunner::new(gpu, prio, &[max_copy]))?;

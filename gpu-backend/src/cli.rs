@@ -8,6 +8,7 @@ use crate::replay::{self, ReplayOptions};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use orion_policies::params::{ParamMap, parse_assignment};
+use orion_policies::timeline::Window;
 use orion_policies::{Report, registry};
 use orion_traces::builtin::{builtin_trace, workload_clients};
 use orion_traces::config::{LoadOptions, load_scenario};
@@ -39,7 +40,7 @@ pub struct Cli {
 enum Command {
     /// Replay a scenario's traces as synthetic kernels on the GPU under a policy; print or write
     /// the same report as orion-sim.
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
     /// Calibrate the synthetic kernels of traces (default: every built-in trace) and report
     /// how closely their standalone durations and occupancies match the records.
     Calibrate(CalibrateArgs),
@@ -132,6 +133,14 @@ pub struct ReplayArgs {
     /// Calibration cache file: read if it holds for this GPU, written after calibrating.
     #[arg(long)]
     calib_cache: Option<PathBuf>,
+    /// Write the policy's run as a timeline in Chrome trace-event JSON, the format of
+    /// `orion-sim --timeline` (open it in Perfetto or chrome://tracing): one track per client,
+    /// one slice per op with its profile; start and end from GPU events.
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<PathBuf>,
+    /// Part of the run the timeline shows, FROM..TO (e.g. 1s..1.2s).
+    #[arg(long, value_name = "FROM..TO", value_parser = Window::parse, requires = "timeline")]
+    window: Option<Window>,
     /// CUDA device ordinal.
     #[arg(long, default_value_t = 0)]
     gpu: usize,
@@ -261,7 +270,7 @@ where
 
 fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32> {
     match cli.command {
-        Command::Replay(a) => replay_command(a, out),
+        Command::Replay(a) => replay_command(*a, out),
         Command::Calibrate(a) => calibrate_command(a, out),
         Command::Overhead(a) => overhead_command(a, out),
         Command::CheckPriority(a) => priority_command(a, out),
@@ -397,6 +406,7 @@ fn replay_command(args: ReplayArgs, out: &mut dyn Write) -> Result<i32> {
         interrupt: Some(interrupt),
         verbose: !args.quiet,
         given_ideal: given_ideal.as_ref(),
+        timeline: args.timeline.is_some().then(|| args.window.unwrap_or(Window::ALL)),
     };
     let result = replay::replay(&gpu, &mut cal, &scenario, &policy, &params, &opts);
     save_cache(&cal, args.calib_cache.as_deref())?;
@@ -408,6 +418,17 @@ fn replay_command(args: ReplayArgs, out: &mut dyn Write) -> Result<i32> {
     if let Some(path) = &args.kernels_out {
         let k = replay::kernels_json(&scenario, &prepared);
         write_file(path, &serde_json::to_string_pretty(&k)?)?;
+    }
+    if let (Some(path), Some(t)) = (&args.timeline, &result.timeline) {
+        let mut f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        t.write_json(&mut f).with_context(|| format!("writing {}", path.display()))?;
+        if !args.quiet {
+            eprintln!(
+                "orion-real: timeline: {} slices in {} (open in Perfetto or chrome://tracing)",
+                t.spans.len(),
+                path.display()
+            );
+        }
     }
     if args.json {
         writeln!(out, "{json}")?;
@@ -686,7 +707,7 @@ mod tests {
         )
         .unwrap();
         match cli.command {
-            Command::Replay(a) => a,
+            Command::Replay(a) => *a,
             _ => unreachable!(),
         }
     }
@@ -720,6 +741,18 @@ mod tests {
         let s = scenario_from_args(&a).unwrap();
         assert_eq!(s.stop, Stop { duration_ns: None, requests: Some(50) });
         assert_eq!(s.warmup, 3);
+    }
+
+    #[test]
+    fn a_window_needs_a_timeline_and_parses_like_orion_sim() {
+        let a = replay_args(&["--trace", "resnet50_bert", "--timeline", "t.json", "--window", "1s..1.5s"]);
+        assert_eq!(a.window, Some(Window { from_ns: 1_000_000_000, to_ns: 1_500_000_000 }));
+        let (code, _, err) = run(&["replay", "--trace", "resnet50_bert", "--window", "1s..2s"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("--timeline"), "{err}");
+        let (code, _, err) = run(&["replay", "--timeline", "t.json", "--window", "2s..1s"]);
+        assert_eq!(code, 2);
+        assert!(err.contains("ends before it starts"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,12 @@
 //! The time from the start of the `schedule` call that submitted an op (the moment the op was
 //! found admissible) to the return of its launch call is recorded per op, as is the time from
 //! the op's issue by its host to that return (pure overhead for policies that submit at once).
+//!
+//! When asked ([`ExecInput::timeline`]), it also records every op for a timeline
+//! ([`OpTimeline`]): its client, profile, request, host issue, admission, submission and observed
+//! completion, and its start and end on the GPU, taken from events when the runner can time
+//! them ([`OpRunner::enable_timing`]), else from the host's observations. When not asked,
+//! nothing per op is kept or allocated.
 
 use crate::cuda::{Event, Gpu, Stream, WorkBuffers};
 use crate::error::{RealError, Result};
@@ -20,6 +26,7 @@ use crate::plan::PreparedOp;
 use crate::stats::{Histogram, Summary};
 use orion_policies::driver::NEVER;
 use orion_policies::report::ClientRecorder;
+use orion_policies::timeline::Window;
 use orion_policies::{
     Backend, ClientInfo, Command, DeviceInfo, Driver, DriverClient, Policy, ProfileRef, StreamPriority,
 };
@@ -47,21 +54,53 @@ pub trait OpRunner {
     fn queries(&self) -> u64 {
         0
     }
+    /// Times every op submitted from now on on the GPU (called before any submission, for
+    /// timelines). Returns the host instant that time 0 of [`take_times`](Self::take_times)
+    /// corresponds to and the uncertainty of that match, ns; `None` if the runner cannot time
+    /// ops (the executor then uses what the host observes).
+    fn enable_timing(&mut self) -> Result<Option<(Instant, u64)>> {
+        Ok(None)
+    }
+    /// Appends the (start, end) of `client`'s ops that [`completed`](Self::completed) reported
+    /// since the last call, oldest first, ns since the time base of
+    /// [`enable_timing`](Self::enable_timing). Nothing unless timing is on.
+    fn take_times(&mut self, _client: usize, _out: &mut Vec<(f64, f64)>) {}
 }
 
 /// The real GPU as an [`OpRunner`]: one stream per client at the priority the policy asked
 /// for, one event per op.
+///
+/// With timing on ([`OpRunner::enable_timing`]), its events time (`CU_EVENT_DEFAULT`), an event
+/// is also recorded just before each op, and each completed op's start and end are read with
+/// `cuEventElapsedTime` from the end event of the previous op of its stream (whose time is
+/// known), back to a base event recorded at the start: chaining keeps every interval short, so
+/// the `f32` milliseconds the driver returns stay precise over long runs.
 pub struct GpuRunner<'g> {
     gpu: &'g Gpu,
     lanes: Vec<Lane>,
     pool: Vec<Event>,
     queries: u64,
+    /// The base event of timing, when on.
+    base: Option<Event>,
 }
 
 struct Lane {
     stream: Stream,
     work: WorkBuffers,
     in_flight: VecDeque<Event>,
+    /// Timing: the events recorded before each in-flight op.
+    starts: VecDeque<Event>,
+    /// Timing: (start, end) of completed ops not yet taken, ns since the base.
+    times: VecDeque<(f64, f64)>,
+    /// Timing: the end event of the lane's last completed op, and its time.
+    anchor: Option<(Event, f64)>,
+}
+
+fn take_event(pool: &mut Vec<Event>, gpu: &Gpu, timing: bool) -> Result<Event> {
+    match pool.pop() {
+        Some(e) => Ok(e),
+        None => gpu.event(timing),
+    }
 }
 
 /// The CUDA stream priority of a policy's priority: `High` is the device's greatest priority,
@@ -85,11 +124,14 @@ impl<'g> GpuRunner<'g> {
                     stream: gpu.stream(cuda_priority(p, range))?,
                     work: WorkBuffers::new(gpu, m)?,
                     in_flight: VecDeque::new(),
+                    starts: VecDeque::new(),
+                    times: VecDeque::new(),
+                    anchor: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         let pool = (0..64).map(|_| gpu.event(false)).collect::<Result<Vec<_>>>()?;
-        Ok(GpuRunner { gpu, lanes, pool, queries: 0 })
+        Ok(GpuRunner { gpu, lanes, pool, queries: 0, base: None })
     }
 
     /// The CUDA priority of each client's stream.
@@ -101,15 +143,18 @@ impl<'g> GpuRunner<'g> {
 impl OpRunner for GpuRunner<'_> {
     fn submit(&mut self, client: usize, op: &PreparedOp) -> Result<()> {
         let lane = &mut self.lanes[client];
+        let timing = self.base.is_some();
+        if timing {
+            let ev = take_event(&mut self.pool, self.gpu, true)?;
+            ev.record(&lane.stream)?;
+            lane.starts.push_back(ev);
+        }
         match op {
             PreparedOp::Kernel(k) => lane.work.launch(self.gpu, &lane.stream, k)?,
             PreparedOp::Copy { kind, bytes } => self.gpu.copy(&lane.stream, *kind, *bytes, &lane.work)?,
             PreparedOp::Marker => {}
         }
-        let ev = match self.pool.pop() {
-            Some(e) => e,
-            None => self.gpu.event(false)?,
-        };
+        let ev = take_event(&mut self.pool, self.gpu, timing)?;
         ev.record(&lane.stream)?;
         lane.in_flight.push_back(ev);
         Ok(())
@@ -144,7 +189,23 @@ impl OpRunner for GpuRunner<'_> {
             }
             lo + 1
         };
-        self.pool.extend(lane.in_flight.drain(..done));
+        match &self.base {
+            None => self.pool.extend(lane.in_flight.drain(..done)),
+            Some(base) => {
+                for end in lane.in_flight.drain(..done) {
+                    let start = lane.starts.pop_front().expect("timing records a start event per op");
+                    // Both come after the anchor on its stream, and are complete.
+                    let (from, t) = lane.anchor.as_ref().map_or((base, 0.0), |(e, t)| (e, *t));
+                    let s = t + from.elapsed_complete_ns(&start)?;
+                    let e = t + from.elapsed_complete_ns(&end)?;
+                    lane.times.push_back((s, e));
+                    self.pool.push(start);
+                    if let Some((old, _)) = lane.anchor.replace((end, e)) {
+                        self.pool.push(old);
+                    }
+                }
+            }
+        }
         Ok(done)
     }
 
@@ -152,6 +213,8 @@ impl OpRunner for GpuRunner<'_> {
         for lane in &mut self.lanes {
             lane.stream.synchronize()?;
             self.pool.extend(lane.in_flight.drain(..));
+            self.pool.extend(lane.starts.drain(..));
+            lane.times.clear();
         }
         Ok(())
     }
@@ -162,6 +225,29 @@ impl OpRunner for GpuRunner<'_> {
 
     fn queries(&self) -> u64 {
         self.queries
+    }
+
+    /// Replaces the event pool with timing events and records the base event on the first
+    /// client's (idle) stream; time 0 is the midpoint of the record call and the base's
+    /// completion as the host saw them.
+    fn enable_timing(&mut self) -> Result<Option<(Instant, u64)>> {
+        if self.lanes.iter().any(|l| !l.in_flight.is_empty()) {
+            return Err(RealError::Unsupported("timing can only be enabled before any op is submitted".into()));
+        }
+        let Some(lane) = self.lanes.first() else { return Ok(None) };
+        self.pool = (0..64).map(|_| self.gpu.event(true)).collect::<Result<Vec<_>>>()?;
+        let base = self.gpu.event(true)?;
+        let t0 = Instant::now();
+        base.record(&lane.stream)?;
+        base.synchronize()?;
+        let t1 = Instant::now();
+        self.base = Some(base);
+        let half = (t1 - t0) / 2;
+        Ok(Some((t0 + half, half.as_nanos() as u64)))
+    }
+
+    fn take_times(&mut self, client: usize, out: &mut Vec<(f64, f64)>) {
+        out.extend(self.lanes[client].times.drain(..));
     }
 }
 
@@ -193,6 +279,137 @@ pub struct ExecInput<'a> {
     pub stop: Stop,
     /// Set from outside (Ctrl-C) to stop early.
     pub interrupt: Option<&'a AtomicBool>,
+    /// Record the ops that overlap this part of the run for a timeline (`None`: nothing is
+    /// recorded, at no cost per op).
+    pub timeline: Option<Window>,
+}
+
+/// How the start and end of a timeline's ops were obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSource {
+    /// On the GPU: `cuEventElapsedTime` of events recorded on the op's stream just before and
+    /// just after it, against a base event recorded at the start (see [`GpuRunner`]), shifted to
+    /// the host clock by when the host saw the base event.
+    GpuEvents,
+    /// On the host: the end is the first completion poll that saw the op complete (an upper
+    /// bound), the start the later of the op's submission (its launch call's return) and the
+    /// end of the previous op of its stream (a stream runs its ops in order).
+    HostPolling,
+}
+
+impl TimeSource {
+    /// Its name in timelines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeSource::GpuEvents => "gpu_events",
+            TimeSource::HostPolling => "host_polling",
+        }
+    }
+
+    /// How it obtains times, in words (for a timeline's metadata).
+    pub fn description(self) -> &'static str {
+        match self {
+            TimeSource::GpuEvents => {
+                "start and end on the GPU: cuEventElapsedTime of events recorded on the op's stream just before and \
+                 just after it, chained per stream back to a base event recorded at the start, shifted to the host \
+                 clock by when the host saw the base event (resolution about 0.5 us); issue, admission, submission \
+                 and observed completion are host times"
+            }
+            TimeSource::HostPolling => {
+                "host observations: end = the first completion poll (cuEventQuery) that saw the op complete, an \
+                 upper bound; start = the later of the op's submission (return of its launch call) and the end of \
+                 the previous op of its stream, since a stream runs its ops in order"
+            }
+        }
+    }
+}
+
+/// One op of a run as a timeline shows it; times are ns since the start of the run (the
+/// executor's clock).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OpTiming {
+    /// The client's index in the scenario ([`ExecClient::scenario_id`]).
+    pub client: usize,
+    /// Per-client sequence number.
+    pub seq: u64,
+    /// Request (iteration) number, counting from 0.
+    pub request: u64,
+    /// Its profile.
+    pub profile: ProfileRef,
+    /// When its host issued it.
+    pub issued_ns: u64,
+    /// When the policy submitted it (the time of the scheduling round).
+    pub admitted_ns: u64,
+    /// When its launch call (with its completion event) returned.
+    pub submitted_ns: u64,
+    /// The first completion poll that saw it complete.
+    pub observed_ns: u64,
+    /// Start (see [`OpTimeline::source`]).
+    pub start_ns: u64,
+    /// End (see [`OpTimeline::source`]).
+    pub end_ns: u64,
+}
+
+/// The ops of a run, recorded for a timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpTimeline {
+    /// How starts and ends were obtained.
+    pub source: TimeSource,
+    /// With GPU times: the uncertainty of their match with the host clock, ns.
+    pub clock_alignment_ns: Option<u64>,
+    /// Completed ops overlapping the window, in completion order per client; starts and ends of
+    /// a client's ops never go back in time (its stream runs them in order).
+    pub ops: Vec<OpTiming>,
+}
+
+/// Host-side facts of an in-flight op kept for a timeline.
+#[derive(Debug, Clone, Copy)]
+struct PendingTiming {
+    request: u64,
+    issued_ns: u64,
+    admitted_ns: u64,
+    submitted_ns: u64,
+}
+
+/// The executor's timeline recording (only when asked).
+struct Recording {
+    window: Window,
+    /// GPU times: offset of the runner's time base from the executor's clock, ns.
+    gpu_offset_ns: Option<f64>,
+    pending: Vec<VecDeque<PendingTiming>>,
+    last_end: Vec<u64>,
+    times: Vec<(f64, f64)>,
+    out: OpTimeline,
+}
+
+impl Recording {
+    /// Records the ops `done` of exec client `c`, just seen complete at `seen` (host clock).
+    fn complete(&mut self, c: usize, scenario_id: usize, done: &[(u64, ProfileRef)], seen: u64) {
+        for (j, &(seq, profile)) in done.iter().enumerate() {
+            let p = self.pending[c].pop_front().expect("a pending timing per in-flight op");
+            let (start, end) = match (self.gpu_offset_ns, self.times.get(j)) {
+                (Some(off), Some(&(s, e))) => ((s + off).max(0.0).round() as u64, (e + off).max(0.0).round() as u64),
+                _ => (p.submitted_ns, seen),
+            };
+            let start = start.max(self.last_end[c]);
+            let end = end.max(start);
+            self.last_end[c] = end;
+            if self.window.overlaps(start, end) {
+                self.out.ops.push(OpTiming {
+                    client: scenario_id,
+                    seq,
+                    request: p.request,
+                    profile,
+                    issued_ns: p.issued_ns,
+                    admitted_ns: p.admitted_ns,
+                    submitted_ns: p.submitted_ns,
+                    observed_ns: seen,
+                    start_ns: start,
+                    end_ns: end,
+                });
+            }
+        }
+    }
 }
 
 /// Per-op scheduler overheads, ns.
@@ -315,6 +532,8 @@ pub struct ExecOutcome {
     pub stream_priorities: Vec<StreamPriority>,
     /// Completion queries made (`cuEventQuery` calls).
     pub completion_queries: u64,
+    /// The recorded ops, if [`ExecInput::timeline`] asked for them.
+    pub timeline: Option<OpTimeline>,
 }
 
 /// Runs `input` under `policy` (set up here) on the runner `make_runner` builds for the stream
@@ -335,6 +554,28 @@ pub fn execute<R: OpRunner>(
     let priorities = driver.stream_priorities().to_vec();
     let mut runner = make_runner(&priorities)?;
     let n = input.clients.len();
+    let recording = match input.timeline {
+        None => None,
+        Some(window) => {
+            let base = runner.enable_timing()?;
+            Some((
+                Recording {
+                    window,
+                    gpu_offset_ns: None,
+                    pending: vec![VecDeque::new(); n],
+                    last_end: vec![0; n],
+                    times: Vec::new(),
+                    out: OpTimeline {
+                        source: if base.is_some() { TimeSource::GpuEvents } else { TimeSource::HostPolling },
+                        clock_alignment_ns: base.map(|b| b.1),
+                        ops: Vec::new(),
+                    },
+                },
+                base.map(|b| b.0),
+            ))
+        }
+    };
+    let mut done_ops: Vec<(u64, ProfileRef)> = Vec::new();
     let ops: Vec<&[Vec<PreparedOp>]> = input.clients.iter().map(|c| c.ops).collect();
     let mut in_flight: Vec<VecDeque<(u64, ProfileRef)>> = vec![VecDeque::new(); n];
     let mut in_flight_total = 0usize;
@@ -347,6 +588,11 @@ pub fn execute<R: OpRunner>(
     let interrupt = input.interrupt;
     let start = Instant::now();
     let clock = || start.elapsed().as_nanos() as u64;
+    let mut recording = recording.map(|(mut r, base)| {
+        // The base was seen before `start`: GPU times shift back by the difference.
+        r.gpu_offset_ns = base.map(|b| -(start.saturating_duration_since(b).as_nanos() as f64));
+        r
+    });
     if let Some(m) = runner.memory_used() {
         memory.add(0.0, m, true);
     }
@@ -362,7 +608,18 @@ pub fn execute<R: OpRunner>(
                 if queue.is_empty() {
                     continue;
                 }
-                for _ in 0..runner.completed(c)? {
+                let k = runner.completed(c)?;
+                if k > 0
+                    && let Some(r) = recording.as_mut()
+                {
+                    let seen = clock();
+                    r.times.clear();
+                    runner.take_times(c, &mut r.times);
+                    done_ops.clear();
+                    done_ops.extend(queue.iter().take(k));
+                    r.complete(c, input.clients[c].scenario_id, &done_ops, seen);
+                }
+                for _ in 0..k {
                     let (seq, profile) = queue.pop_front().expect("the runner completes only submitted ops");
                     in_flight_total -= 1;
                     completed += 1;
@@ -398,8 +655,17 @@ pub fn execute<R: OpRunner>(
                         stats.admit_to_submit.add(tr - t0);
                         stats.launch.add(tr - tl);
                         let state = driver.state().client(client);
-                        if let Some(f) = state.in_flight().iter().rev().find(|f| f.op.seq == seq) {
+                        let f = state.in_flight().iter().rev().find(|f| f.op.seq == seq);
+                        if let Some(f) = f {
                             stats.issue_to_submit.add(tr.saturating_sub(f.op.issued_at));
+                        }
+                        if let Some(r) = recording.as_mut() {
+                            r.pending[client].push_back(PendingTiming {
+                                request: f.map_or(0, |f| f.op.request),
+                                issued_ns: f.map_or(t0, |f| f.op.issued_at),
+                                admitted_ns: f.map_or(now, |f| f.submitted_at),
+                                submitted_ns: tr,
+                            });
                         }
                     }
                     Command::Preempt { client } => {
@@ -460,6 +726,7 @@ pub fn execute<R: OpRunner>(
         memory,
         stream_priorities: priorities,
         completion_queries,
+        timeline: recording.map(|r| r.out),
     })
 }
 
@@ -472,15 +739,29 @@ pub(crate) mod tests {
 
     /// A GPU stand-in for CPU tests: each client's ops run one after another on the wall clock
     /// for their recorded durations (no sharing model: enough to test the loop).
+    /// `timed`: it reports each op's (start, end) as GPU times, as [`GpuRunner`] does with events.
     pub(crate) struct FakeRunner {
         start: Instant,
-        lanes: Vec<VecDeque<u64>>,
+        lanes: Vec<VecDeque<(u64, u64)>>,
         free_at: Vec<u64>,
+        timed: bool,
+        timing: bool,
+        times: Vec<VecDeque<(f64, f64)>>,
     }
 
     impl FakeRunner {
         pub(crate) fn new(n: usize) -> FakeRunner {
-            FakeRunner { start: Instant::now(), lanes: vec![VecDeque::new(); n], free_at: vec![0; n] }
+            FakeRunner {
+                start: Instant::now(),
+                lanes: vec![VecDeque::new(); n],
+                free_at: vec![0; n],
+                timed: false,
+                timing: false,
+                times: vec![VecDeque::new(); n],
+            }
+        }
+        pub(crate) fn timed(n: usize) -> FakeRunner {
+            FakeRunner { timed: true, ..FakeRunner::new(n) }
         }
         fn now(&self) -> u64 {
             self.start.elapsed().as_nanos() as u64
@@ -496,14 +777,18 @@ pub(crate) mod tests {
             };
             let start = self.free_at[client].max(self.now());
             self.free_at[client] = start + d;
-            self.lanes[client].push_back(start + d);
+            self.lanes[client].push_back((start, start + d));
             Ok(())
         }
         fn completed(&mut self, client: usize) -> Result<usize> {
             let now = self.now();
             let lane = &mut self.lanes[client];
-            let done = lane.iter().take_while(|&&t| t <= now).count();
-            lane.drain(..done);
+            let done = lane.iter().take_while(|&&(_, t)| t <= now).count();
+            for (s, e) in lane.drain(..done) {
+                if self.timing {
+                    self.times[client].push_back((s as f64, e as f64));
+                }
+            }
             Ok(done)
         }
         fn drain(&mut self) -> Result<()> {
@@ -511,6 +796,13 @@ pub(crate) mod tests {
                 l.clear();
             }
             Ok(())
+        }
+        fn enable_timing(&mut self) -> Result<Option<(Instant, u64)>> {
+            self.timing = self.timed;
+            Ok(self.timed.then_some((self.start, 0)))
+        }
+        fn take_times(&mut self, client: usize, out: &mut Vec<(f64, f64)>) {
+            out.extend(self.times[client].drain(..));
         }
     }
 
@@ -571,6 +863,16 @@ pub(crate) mod tests {
     }
 
     fn run_pair(policy: &str, stop: Stop, interrupt: Option<&AtomicBool>) -> ExecOutcome {
+        run_pair_with(policy, stop, interrupt, None, false)
+    }
+
+    fn run_pair_with(
+        policy: &str,
+        stop: Stop,
+        interrupt: Option<&AtomicBool>,
+        timeline: Option<Window>,
+        timed: bool,
+    ) -> ExecOutcome {
         let hp = spec(
             "hp",
             Role::Hp,
@@ -592,9 +894,72 @@ pub(crate) mod tests {
             warmup: 0,
             stop,
             interrupt,
+            timeline,
         };
         let mut p = registry::build(policy, &Default::default()).unwrap();
-        execute(&input, p.as_mut(), 132, |prio| Ok(FakeRunner::new(prio.len()))).unwrap()
+        let make = |n| if timed { FakeRunner::timed(n) } else { FakeRunner::new(n) };
+        execute(&input, p.as_mut(), 132, |prio| Ok(make(prio.len()))).unwrap()
+    }
+
+    /// Checks the recorded ops of a run: per client, in stream order, each op's host times in
+    /// order (issued <= admitted <= submitted <= seen) and its slice after the previous one.
+    fn check_recorded(t: &OpTimeline, out: &ExecOutcome) {
+        assert!(!t.ops.is_empty());
+        for c in 0..2 {
+            let ops: Vec<&OpTiming> = t.ops.iter().filter(|o| o.client == c).collect();
+            assert!(ops.len() > 10, "client {c}: {} ops", ops.len());
+            for w in ops.windows(2) {
+                assert!(w[1].seq > w[0].seq, "{:?}", w);
+                assert!(w[1].start_ns >= w[0].end_ns, "client {c}: slices overlap: {w:?}");
+            }
+            for o in &ops {
+                assert!(o.issued_ns <= o.admitted_ns && o.admitted_ns <= o.submitted_ns, "{o:?}");
+                assert!(o.submitted_ns <= o.observed_ns && o.start_ns <= o.end_ns, "{o:?}");
+                assert!(o.end_ns <= out.end_ns + 50_000_000, "{o:?} ends after the run {}", out.end_ns);
+            }
+        }
+        assert_eq!(t.ops.len() as u64, out.ops_completed);
+    }
+
+    #[test]
+    fn ops_are_recorded_for_a_timeline_only_when_asked() {
+        let stop = Stop { duration_ns: Some(100_000_000), requests: None };
+        assert!(run_pair("orion", stop, None).timeline.is_none());
+
+        // The fake GPU's own (start, end), as GpuRunner reads them from events.
+        let out = run_pair_with("orion", stop, None, Some(Window::ALL), true);
+        let t = out.timeline.as_ref().unwrap();
+        assert_eq!(t.source, TimeSource::GpuEvents);
+        assert_eq!(t.clock_alignment_ns, Some(0));
+        check_recorded(t, &out);
+        // The fake runs each kernel for its recorded duration (hp 20 us, be 50 us) from no
+        // earlier than its submission, and sees its completion no earlier than its end.
+        for o in &t.ops {
+            let d = o.end_ns - o.start_ns;
+            assert!(d == 0 || d == 20_000 || d == 50_000, "{o:?}");
+            assert!(o.start_ns + 1_000_000 >= o.submitted_ns, "{o:?}");
+            assert!(o.observed_ns >= o.end_ns, "{o:?}");
+        }
+
+        // Without GPU times: what the host saw.
+        let out = run_pair_with("orion", stop, None, Some(Window::ALL), false);
+        let t = out.timeline.as_ref().unwrap();
+        assert_eq!(t.source, TimeSource::HostPolling);
+        assert_eq!(t.clock_alignment_ns, None);
+        check_recorded(t, &out);
+        for o in &t.ops {
+            assert!(o.start_ns >= o.submitted_ns && o.end_ns == o.observed_ns, "{o:?}");
+        }
+    }
+
+    #[test]
+    fn a_window_keeps_the_ops_that_overlap_it() {
+        let stop = Stop { duration_ns: Some(100_000_000), requests: None };
+        let w = Window { from_ns: 40_000_000, to_ns: 60_000_000 };
+        let out = run_pair_with("streams", stop, None, Some(w), true);
+        let ops = &out.timeline.as_ref().unwrap().ops;
+        assert!(!ops.is_empty() && (ops.len() as u64) < out.ops_completed);
+        assert!(ops.iter().all(|o| w.overlaps(o.start_ns, o.end_ns)));
     }
 
     #[test]

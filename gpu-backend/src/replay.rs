@@ -11,14 +11,19 @@
 //!    lasted, for real.
 //! 5. The report is assembled with the shared code (`orion_policies::report`); real-backend
 //!    facts (device, overheads, fidelity, memory, provenance) go into its `engine` section.
+//! 6. When asked, the policy's run (3) becomes a timeline in the same Chrome trace-event format
+//!    as `orion-sim --timeline` ([`timeline_of`], `orion_policies::timeline`).
 
 use crate::calibrate::{Calibrator, FidelitySummary, OpCalibration};
 use crate::cuda::{DeviceProps, Gpu};
 use crate::error::{RealError, Result};
-use crate::executor::{ExecClient, ExecInput, ExecOutcome, GpuRunner, OverheadStats, cuda_priority, execute};
+use crate::executor::{
+    ExecClient, ExecInput, ExecOutcome, GpuRunner, OverheadStats, TimeSource, cuda_priority, execute,
+};
 use crate::meta;
 use crate::plan::PreparedOp;
 use orion_policies::report::{client_report, round6};
+use orion_policies::timeline::{Timeline, Window, client_names, op_span, report_metadata, us};
 use orion_policies::{ClientInfo, DeviceInfo, ParamMap, Policy, Report, Sharing, StreamPriority, registry};
 use orion_traces::{ArrivalProcess, ClientSpec, Scenario, Stop};
 use serde::Serialize;
@@ -92,6 +97,9 @@ pub struct ReplayOptions<'a> {
     /// A report of the same scenario under `ideal` to take the reference from instead of
     /// running it (a matrix of policies shares one).
     pub given_ideal: Option<&'a Report>,
+    /// Record the policy's run for a timeline, the part that overlaps this window
+    /// ([`ReplayResult::timeline`]).
+    pub timeline: Option<Window>,
 }
 
 /// A finished replay.
@@ -101,6 +109,8 @@ pub struct ReplayResult {
     pub report: Report,
     /// Whether the run was interrupted.
     pub interrupted: bool,
+    /// The policy's run as a timeline, if [`ReplayOptions::timeline`] asked for it.
+    pub timeline: Option<Timeline>,
 }
 
 /// The device facts a policy sees on this GPU.
@@ -142,6 +152,7 @@ pub fn client_infos(
             warmup: 1,
             stop: Stop { duration_ns: Some(120_000_000_000), requests: Some(1) },
             interrupt: opts.interrupt,
+            timeline: None,
         };
         let mut ideal = orion_policies::ideal::Ideal;
         let out = execute(&input, &mut ideal, device.sm_count, |p| GpuRunner::new(gpu, p, &prepared.max_copy[i..=i]))?;
@@ -181,6 +192,7 @@ fn run_shared(
         warmup: scenario.warmup,
         stop,
         interrupt: opts.interrupt,
+        timeline: opts.timeline,
     };
     execute(&input, policy, gpu.props().sm_count, |p| GpuRunner::new(gpu, p, &prepared.max_copy))
 }
@@ -211,6 +223,7 @@ fn solo_runs(
             warmup: scenario.warmup,
             stop,
             interrupt: opts.interrupt,
+            timeline: opts.timeline,
         };
         let out = execute(&input, policy, gpu.props().sm_count, |p| GpuRunner::new(gpu, p, &prepared.max_copy[i..=i]))?;
         let stop_now = out.interrupted;
@@ -353,7 +366,8 @@ pub fn replay(
             .enumerate()
             .map(|(i, o)| client_report(i, &scenario.clients[i], &o.recorders[0], o.end_ns))
             .collect();
-        return Ok((ReplayResult { report, interrupted: true }, prepared));
+        let timeline = opts.timeline.map(|w| timeline_of(scenario, &report, &parts, w, &gpu.props().name));
+        return Ok((ReplayResult { report, interrupted: true, timeline }, prepared));
     }
     // The ideal reference: each client alone for as long as the run lasted.
     let mut ideal_status = "skipped";
@@ -368,7 +382,9 @@ pub fn replay(
                 log("ideal reference: each client alone, for real".into());
                 let mut ideal = registry::build("ideal", &ParamMap::new())?;
                 let stop = Stop { duration_ns: Some(o.end_ns.max(1)), requests: None };
-                let outs = solo_runs(gpu, scenario, &infos, &prepared, ideal.as_mut(), stop, opts)?;
+                // Not part of the timeline: that shows the policy's run.
+                let ideal_opts = ReplayOptions { timeline: None, ..*opts };
+                let outs = solo_runs(gpu, scenario, &infos, &prepared, ideal.as_mut(), stop, &ideal_opts)?;
                 let ideal_parts = Parts::Dedicated(outs);
                 if ideal_parts.interrupted() || ideal_parts.outcomes().len() < scenario.clients.len() {
                     ideal_status = "interrupted";
@@ -440,7 +456,60 @@ pub fn replay(
     if let Some(ideal) = &ideal_report {
         report.attach_ideal(ideal);
     }
-    Ok((ReplayResult { report, interrupted: interrupted || ideal_status == "interrupted" }, prepared))
+    let timeline = opts.timeline.map(|w| timeline_of(scenario, &report, &parts, w, &gpu.props().name));
+    Ok((ReplayResult { report, interrupted: interrupted || ideal_status == "interrupted", timeline }, prepared))
+}
+
+/// The policy's run of a replay as a timeline, in the format of `orion-sim --timeline`: one
+/// process per client (`NAME (hp)`), one track (its stream) with one slice per completed op that
+/// used the GPU (kernels, copies, memsets), its profile record and host times in `args`. The
+/// metadata holds the report's provenance (tool, scenario, policy, profiles' device, traces and
+/// their sources, seed), the GPU, the commit and how times were obtained.
+fn timeline_of(scenario: &Scenario, report: &Report, parts: &Parts, window: Window, gpu: &str) -> Timeline {
+    let names = client_names(scenario);
+    let mut metadata = report_metadata(report);
+    metadata.insert("gpu".into(), json!(gpu));
+    metadata.insert("commit".into(), json!(meta::COMMIT));
+    metadata.insert("date".into(), json!(meta::utc_now()));
+    let outs = parts.outcomes();
+    let recorded: Vec<_> = outs.iter().filter_map(|o| o.timeline.as_ref()).collect();
+    let source = recorded.first().map_or(TimeSource::HostPolling, |t| t.source);
+    metadata.insert("time_source".into(), json!(source.as_str()));
+    metadata.insert("timing".into(), json!(source.description()));
+    let alignment = recorded.iter().filter_map(|t| t.clock_alignment_ns).max();
+    if let Some(a) = alignment {
+        metadata.insert("gpu_clock_alignment_ns".into(), json!(a));
+    }
+    metadata.insert(
+        "note_overheads".into(),
+        json!("recording a timeline adds an event record per op (GPU times) and host work per completion"),
+    );
+    if matches!(parts, Parts::Dedicated(_)) {
+        metadata.insert(
+            "note".into(),
+            json!("ideal: each client ran alone on the GPU, one after another; each run's times start at 0"),
+        );
+    }
+    window.note_in(&mut metadata);
+    let mut spans = Vec::new();
+    for op in recorded.iter().flat_map(|t| &t.ops) {
+        let client = &scenario.clients[op.client];
+        let Some(mut span) =
+            op_span(client, &names[op.client], op.profile, (op.start_ns, op.end_ns), op.seq, op.request)
+        else {
+            continue;
+        };
+        for (key, ns) in [
+            ("issued_us", op.issued_ns),
+            ("admitted_us", op.admitted_ns),
+            ("submitted_us", op.submitted_ns),
+            ("completion_seen_us", op.observed_ns),
+        ] {
+            span.args.insert(key.into(), json!(us(ns)));
+        }
+        spans.push(span);
+    }
+    Timeline { metadata, clients: names, spans, counters: Vec::new() }
 }
 
 /// The per-kernel measured-vs-record list of a replay (`--kernels-out`).
@@ -525,6 +594,17 @@ mod tests {
         clients: &[usize],
         stop: Stop,
     ) -> ExecOutcome {
+        run_timed(s, ops, policy, clients, stop, None)
+    }
+
+    fn run_timed(
+        s: &Scenario,
+        ops: &[Vec<Vec<PreparedOp>>],
+        policy: &mut dyn Policy,
+        clients: &[usize],
+        stop: Stop,
+        timeline: Option<Window>,
+    ) -> ExecOutcome {
         let infos = infos(s);
         let input = ExecInput {
             device: DeviceInfo { name: "h100".into(), sm_count: 132 },
@@ -542,8 +622,9 @@ mod tests {
             warmup: s.warmup,
             stop,
             interrupt: None,
+            timeline,
         };
-        execute(&input, policy, 132, |p| Ok(FakeRunner::new(p.len()))).unwrap()
+        execute(&input, policy, 132, |p| Ok(FakeRunner::timed(p.len()))).unwrap()
     }
 
     #[test]
@@ -577,6 +658,86 @@ mod tests {
         // The JSON is the format orion-sim writes and reads back.
         let back: Report = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(back, report);
+    }
+
+    /// Checks a timeline file the way the GPU test does: the trace-event format, one process
+    /// per client with a `stream` track, slices of a track in order and never overlapping.
+    pub(crate) fn check_timeline_json(text: &str, clients: &[&str]) -> Value {
+        let v: Value = serde_json::from_str(text).unwrap();
+        let summary = orion_policies::timeline::validate(&v).unwrap();
+        assert_eq!(summary.tracks, clients.len());
+        let events = v["traceEvents"].as_array().unwrap();
+        let procs: Vec<(u64, &str)> = events
+            .iter()
+            .filter(|e| e["name"] == "process_name")
+            .map(|e| (e["pid"].as_u64().unwrap(), e["args"]["name"].as_str().unwrap()))
+            .collect();
+        assert_eq!(procs.iter().map(|p| p.1).collect::<Vec<_>>(), clients);
+        for &(pid, name) in &procs {
+            let slices: Vec<&Value> = events.iter().filter(|e| e["ph"] == "X" && e["pid"] == pid).collect();
+            assert!(!slices.is_empty(), "{name} has no slice");
+            assert!(slices.iter().all(|e| e["tid"] == 1));
+            for w in slices.windows(2) {
+                let end = w[0]["ts"].as_f64().unwrap() + w[0]["dur"].as_f64().unwrap();
+                assert!(w[1]["ts"].as_f64().unwrap() >= end - 1e-6, "{name}: {} then {}", w[0], w[1]);
+                assert!(w[1]["args"]["seq"].as_u64() > w[0]["args"]["seq"].as_u64(), "{name}: stream order");
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn a_replay_timeline_has_the_format_of_orion_sim() {
+        let s = scenario();
+        let ops: Vec<Vec<Vec<PreparedOp>>> = s.clients.iter().map(|c| fake_ops(&c.trace)).collect();
+        let mut policy = registry::build("orion", &ParamMap::new()).unwrap();
+        let out = run_timed(&s, &ops, policy.as_mut(), &[0, 1], s.stop, Some(Window::ALL));
+        let parts = Parts::Shared(Box::new(out));
+        let report = build_report(&s, policy.as_ref(), &parts, BTreeMap::new());
+        let t = timeline_of(&s, &report, &parts, Window::ALL, "fake GPU");
+        assert!(t.spans.iter().all(|sp| sp.kind == "kernel"), "markers and syncs are left out");
+        let v = check_timeline_json(&t.to_json_string(), &["hp (hp)", "be (be)"]);
+        let meta = &v["otherData"];
+        assert_eq!(meta["time_source"], "gpu_events");
+        assert!(meta["timing"].as_str().unwrap().contains("cuEventElapsedTime"));
+        for key in ["tool", "commit", "gpu", "device", "traces", "seed", "policy", "scenario"] {
+            assert!(meta.get(key).is_some(), "metadata lacks {key}: {meta}");
+        }
+        assert_eq!(
+            (meta["seed"].as_u64(), meta["policy"].as_str(), meta["gpu"].as_str()),
+            (Some(3), Some("orion"), Some("fake GPU"))
+        );
+        let x = v["traceEvents"].as_array().unwrap().iter().find(|e| e["ph"] == "X").unwrap();
+        for key in ["duration_ns", "sm_needed", "request", "issued_us", "submitted_us", "completion_seen_us", "ran_ns"]
+        {
+            assert!(x["args"].get(key).is_some(), "args lack {key}: {x}");
+        }
+
+        // A window keeps what overlaps it, and says so.
+        let w = Window { from_ns: 50_000_000, to_ns: 80_000_000 };
+        let t2 = timeline_of(&s, &report, &parts, w, "fake GPU");
+        assert_eq!(t2.spans.len(), t.spans.len(), "the executor already applied the window it was given");
+        let out = run_timed(&s, &ops, policy.as_mut(), &[0, 1], s.stop, Some(w));
+        let parts = Parts::Shared(Box::new(out));
+        let t = timeline_of(&s, &report, &parts, w, "fake GPU");
+        assert!(t.spans.iter().all(|sp| sp.end_ns >= w.from_ns && sp.start_ns < w.to_ns));
+        assert_eq!(t.metadata["window_s"], json!([0.05, 0.08]));
+        check_timeline_json(&t.to_json_string(), &["hp (hp)", "be (be)"]);
+    }
+
+    #[test]
+    fn a_dedicated_run_timeline_holds_every_client() {
+        let s = scenario();
+        let ops: Vec<Vec<Vec<PreparedOp>>> = s.clients.iter().map(|c| fake_ops(&c.trace)).collect();
+        let mut ideal = registry::build("ideal", &ParamMap::new()).unwrap();
+        let stop = Stop { duration_ns: Some(50_000_000), requests: None };
+        let solo: Vec<ExecOutcome> =
+            (0..2).map(|i| run_timed(&s, &ops, ideal.as_mut(), &[i], stop, Some(Window::ALL))).collect();
+        let parts = Parts::Dedicated(solo);
+        let report = build_report(&s, ideal.as_ref(), &parts, BTreeMap::new());
+        let t = timeline_of(&s, &report, &parts, Window::ALL, "fake GPU");
+        assert!(t.metadata["note"].as_str().unwrap().contains("alone"));
+        check_timeline_json(&t.to_json_string(), &["hp (hp)", "be (be)"]);
     }
 
     #[test]

@@ -127,7 +127,7 @@ fn a_two_client_orion_run_completes() -> TestResult {
     let gpu = open()?;
     let mut cal = Calibrator::new(&gpu).map_err(fail)?;
     let scenario = pair_scenario(Duration::from_secs(3));
-    let opts = ReplayOptions { ideal: true, interrupt: None, verbose: true, given_ideal: None };
+    let opts = ReplayOptions { ideal: true, interrupt: None, verbose: true, given_ideal: None, timeline: None };
     let (result, _) = replay(&gpu, &mut cal, &scenario, "orion", &ParamMap::new(), &opts).map_err(fail)?;
     let r = &result.report;
     println!("{}", orion_gpu::cli::render_report(r));
@@ -163,7 +163,8 @@ fn an_interrupted_run_releases_the_gpu_and_reports() -> TestResult {
             std::thread::sleep(Duration::from_secs(4));
             flag.store(true, Ordering::SeqCst);
         });
-        let opts = ReplayOptions { ideal: true, interrupt: Some(&flag), verbose: true, given_ideal: None };
+        let opts =
+            ReplayOptions { ideal: true, interrupt: Some(&flag), verbose: true, given_ideal: None, timeline: None };
         replay(&gpu, &mut cal, &scenario, "priority-streams", &ParamMap::new(), &opts).map_err(fail)
     });
     drop(cal);
@@ -189,6 +190,82 @@ fn an_interrupted_run_releases_the_gpu_and_reports() -> TestResult {
     Ok(())
 }
 
+/// `orion-real replay --timeline` on a short run: the file passes the trace-event check, has
+/// one process per client with one stream track, slices of a track in stream order and never
+/// overlapping, GPU-event times, and the provenance metadata.
+fn a_replay_writes_a_valid_timeline() -> TestResult {
+    let path = std::env::temp_dir().join(format!("orion-real-timeline-{}.json", std::process::id()));
+    let args = [
+        "orion-real",
+        "replay",
+        "--policy",
+        "orion",
+        "--trace",
+        "resnet50_bert",
+        "--duration",
+        "1s",
+        "--warmup",
+        "1",
+        "--no-ideal",
+        "--timeline",
+        path.to_str().ok_or_else(|| fail("temp path is not UTF-8"))?,
+        "--window",
+        "0.2s..0.8s",
+    ];
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = orion_gpu::cli::main_with(args, &mut out, &mut err);
+    print!("{}", String::from_utf8_lossy(&out));
+    eprint!("{}", String::from_utf8_lossy(&err));
+    if code != 0 {
+        return Err(fail(format!("orion-real replay exited with {code}")));
+    }
+    let text = std::fs::read_to_string(&path).map_err(fail)?;
+    let _ = std::fs::remove_file(&path);
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(fail)?;
+    let summary = orion_policies::timeline::validate(&v).map_err(fail)?;
+    println!("{summary:?}");
+    let events = v["traceEvents"].as_array().ok_or_else(|| fail("no traceEvents"))?;
+    let procs: Vec<(u64, String)> = events
+        .iter()
+        .filter(|e| e["name"] == "process_name")
+        .filter_map(|e| Some((e["pid"].as_u64()?, e["args"]["name"].as_str()?.to_string())))
+        .collect();
+    if procs.len() != 2 || summary.tracks != 2 {
+        return Err(fail(format!("expected 2 client processes with a track each: {procs:?}, {summary:?}")));
+    }
+    for (pid, name) in &procs {
+        let slices: Vec<&serde_json::Value> = events.iter().filter(|e| e["ph"] == "X" && e["pid"] == *pid).collect();
+        if slices.is_empty() {
+            return Err(fail(format!("{name}: no slice")));
+        }
+        for w in slices.windows(2) {
+            let f = |e: &serde_json::Value, k: &str| e[k].as_f64().unwrap_or(f64::NAN);
+            if f(w[1], "ts") < f(w[0], "ts") + f(w[0], "dur") - 1e-3
+                || w[1]["args"]["seq"].as_u64() <= w[0]["args"]["seq"].as_u64()
+            {
+                return Err(fail(format!("{name}: slices out of stream order: {} then {}", w[0], w[1])));
+            }
+        }
+        for e in &slices {
+            let (ts, dur) = (e["ts"].as_f64().unwrap_or(0.0), e["dur"].as_f64().unwrap_or(0.0));
+            if ts + dur < 200_000.0 - 1e-3 || ts > 800_000.0 + 1e-3 {
+                return Err(fail(format!("{name}: slice outside the window: {e}")));
+            }
+        }
+    }
+    let meta = &v["otherData"];
+    println!("{meta}");
+    if meta["time_source"] != "gpu_events" {
+        return Err(fail(format!("times not from GPU events: {}", meta["time_source"])));
+    }
+    for key in ["tool", "commit", "gpu", "device", "traces", "seed", "policy", "window_s"] {
+        if meta.get(key).is_none() {
+            return Err(fail(format!("metadata lacks {key}")));
+        }
+    }
+    Ok(())
+}
+
 fn the_executor_overhead_is_measured() -> TestResult {
     let gpu = open()?;
     let mut cal = Calibrator::new(&gpu).map_err(fail)?;
@@ -204,13 +281,14 @@ fn the_executor_overhead_is_measured() -> TestResult {
 
 type TestFn = fn() -> TestResult;
 
-const TESTS: [(&str, TestFn); 6] = [
+const TESTS: [(&str, TestFn); 7] = [
     ("synthetic_kernels_hit_their_target_durations", synthetic_kernels_hit_their_target_durations),
     ("builtin_traces_meet_the_fidelity_criterion", builtin_traces_meet_the_fidelity_criterion),
     ("the_priority_stream_is_preferred", the_priority_stream_is_preferred),
     ("a_two_client_orion_run_completes", a_two_client_orion_run_completes),
     ("an_interrupted_run_releases_the_gpu_and_reports", an_interrupted_run_releases_the_gpu_and_reports),
     ("the_executor_overhead_is_measured", the_executor_overhead_is_measured),
+    ("a_replay_writes_a_valid_timeline", a_replay_writes_a_valid_timeline),
 ];
 
 fn main() {

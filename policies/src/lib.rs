@@ -12,6 +12,7 @@ pub mod policy;
 pub mod registry;
 pub mod report;
 pub mod state;
+pub mod timeline;
 
 pub mod ideal;
 pub mod orion;
