@@ -78,7 +78,7 @@ fn check(fig: &impl Figure, dir: &Path, name: &str, texts: &[&str]) {
         .filter_map(|n| n.text())
         .collect::<Vec<_>>()
         .join("\n");
-    for t in texts.iter().chain(&["orion-rs", "seed 1", "builtin:h100", "analytic"]) {
+    for t in texts.iter().chain(&["orion-rs", "seed 1", "builtin:h100", "measured"]) {
         assert!(text.contains(t), "{name}.svg lacks the text `{t}`");
     }
 }

@@ -27,11 +27,9 @@ pub fn builtin_trace(model: Model, kind: WorkKind, batch: u32, device: &DeviceSp
 /// The measured traces compiled in (from `model_kernels/`, so a fresh clone needs no files at
 /// run time): device name, model, mode, batch, the trace file's text.
 ///
-/// Only traces with Orion's classes from Nsight Compute are listed: the H100 training traces
-/// of `model_kernels/h100/` still lack their ncu metrics (every class `unknown`), which would
-/// make every BE kernel look compatible to Orion, so training stays analytic until they are
-/// re-profiled.
-pub const MEASURED: [(&str, Model, WorkKind, u32, &str); 5] = [
+/// Every trace listed has Orion's classes from Nsight Compute (kernels ncu did not profile stay
+/// `unknown`; each file's header counts them).
+pub const MEASURED: [(&str, Model, WorkKind, u32, &str); 10] = [
     (
         "h100",
         Model::ResNet50,
@@ -60,6 +58,35 @@ pub const MEASURED: [(&str, Model, WorkKind, u32, &str); 5] = [
         WorkKind::Inference,
         4,
         include_str!("../../model_kernels/h100/transformer-inference-b4.csv"),
+    ),
+    (
+        "h100",
+        Model::ResNet50,
+        WorkKind::Training,
+        32,
+        include_str!("../../model_kernels/h100/resnet50-training-b32.csv"),
+    ),
+    (
+        "h100",
+        Model::MobileNetV2,
+        WorkKind::Training,
+        64,
+        include_str!("../../model_kernels/h100/mobilenetv2-training-b64.csv"),
+    ),
+    (
+        "h100",
+        Model::ResNet101,
+        WorkKind::Training,
+        32,
+        include_str!("../../model_kernels/h100/resnet101-training-b32.csv"),
+    ),
+    ("h100", Model::Bert, WorkKind::Training, 8, include_str!("../../model_kernels/h100/bert-training-b8.csv")),
+    (
+        "h100",
+        Model::Transformer,
+        WorkKind::Training,
+        8,
+        include_str!("../../model_kernels/h100/transformer-training-b8.csv"),
     ),
 ];
 
@@ -186,9 +213,10 @@ mod tests {
         let mut dev = DeviceSpec::preset("h100").unwrap();
         let t = builtin_trace(Model::ResNet50, WorkKind::Inference, 4, &dev);
         assert_eq!(t.meta.source, TraceSource::Measured);
-        // Another batch, training, and another device: analytic.
+        assert_eq!(builtin_trace(Model::Bert, WorkKind::Training, 8, &dev).meta.source, TraceSource::Measured);
+        // Another batch and another device: analytic.
         assert_eq!(builtin_trace(Model::ResNet50, WorkKind::Inference, 8, &dev).meta.source, TraceSource::Analytic);
-        assert_eq!(builtin_trace(Model::ResNet50, WorkKind::Training, 32, &dev).meta.source, TraceSource::Analytic);
+        assert_eq!(builtin_trace(Model::ResNet50, WorkKind::Training, 64, &dev).meta.source, TraceSource::Analytic);
         let v100 = DeviceSpec::preset("v100").unwrap();
         assert_eq!(builtin_trace(Model::ResNet50, WorkKind::Inference, 4, &v100).meta.source, TraceSource::Analytic);
         dev.builtin_traces = BuiltinTraces::Analytic;
