@@ -1,1 +1,496 @@
-//! Validation of the simulator against the real GPU: built in a later issue.
+//! Validation of the simulator against the real GPU.
+//!
+//! The real side is a folder of `orion-real replay` reports (`PAIR-POLICY.json`, as
+//! `gpu-backend/scripts/matrix.sh` writes them on the GPU machine) with, per pair, the kernel
+//! list of the replay (`PAIR-kernels.json[.gz]`: every op's target duration, i.e. the trace the
+//! real run replayed) and the device file the traces came from (`device.json`; absent: the
+//! built-in H100 preset). [`compare_folder`] rebuilds each report's scenario (pair, seed,
+//! duration, warm-up, HP arrival), checks that the simulator gets exactly the traces the real
+//! run replayed, simulates it under the same policy (default parameters, as `matrix.sh` runs
+//! them; each side takes its own `ideal` as reference), and pairs the metrics. [`Comparison`]
+//! summarises the errors and renders the Markdown report and the scatter figure.
+//!
+//! Hold-out: nothing here fits parameters; the device file used is the one the real run's
+//! traces came from, and the model's parameters are whatever the simulator has.
+
+use anyhow::{Context, Result, anyhow, bail};
+use orion_policies::{ParamMap, Report};
+use orion_sim::plot::{Provenance, ScatterPanel, ScatterPoint, SimVsReal};
+use orion_sim::run::{IdealReference, run};
+use orion_traces::builtin::workload_clients;
+use orion_traces::{DeviceSpec, Role, Scenario, Stop};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Targets of the validation issue: median and worst absolute relative error of the scenario
+/// metrics.
+pub const TARGET_MEDIAN: f64 = 0.05;
+/// See [`TARGET_MEDIAN`].
+pub const TARGET_WORST: f64 = 0.15;
+
+/// The metrics compared per scenario cell.
+pub const METRICS: [&str; 5] = ["hp_p50_ms", "hp_p95_ms", "hp_p99_ms", "hp_p95_overhead", "be_throughput_per_s"];
+
+/// One metric of one cell, on both sides.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricPair {
+    /// Metric name (one of [`METRICS`]).
+    pub metric: String,
+    /// Measured on the GPU.
+    pub real: f64,
+    /// Simulated.
+    pub sim: f64,
+    /// `sim / real - 1` (for `hp_p95_overhead`, a difference of overheads: `sim - real`).
+    pub error: f64,
+}
+
+/// One scenario cell (pair x policy).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cell {
+    /// Scenario (pair) name.
+    pub scenario: String,
+    /// Policy.
+    pub policy: String,
+    /// The report file it came from.
+    pub file: String,
+    /// Compared metrics.
+    pub metrics: Vec<MetricPair>,
+    /// The simulator's resolved policy parameters.
+    pub sim_params: Value,
+    /// The real run's resolved policy parameters.
+    pub real_params: Value,
+}
+
+/// Error statistics of one metric over the cells.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricSummary {
+    /// Metric.
+    pub metric: String,
+    /// Cells with a value on both sides.
+    pub cells: usize,
+    /// Median absolute error.
+    pub median_abs: f64,
+    /// Worst absolute error, and the cell it is in (`scenario/policy`).
+    pub worst_abs: f64,
+    /// Where the worst error is.
+    pub worst_cell: String,
+}
+
+/// The whole comparison.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// Tool version.
+    pub tool: String,
+    /// The results folder.
+    pub results: String,
+    /// Device of the simulation and where it came from.
+    pub device: String,
+    /// Device source.
+    pub device_source: String,
+    /// The real runs' GPU, commit and date (from the first report).
+    pub real: BTreeMap<String, Value>,
+    /// Seeds of the cells (all equal in a matrix run).
+    pub seeds: Vec<u64>,
+    /// Traces (name, source) of the cells.
+    pub traces: Vec<(String, String)>,
+    /// The cells, in scenario then policy order.
+    pub cells: Vec<Cell>,
+    /// Per metric: the error statistics.
+    pub summary: Vec<MetricSummary>,
+}
+
+/// Reads a JSON file, gunzipping `.gz`.
+fn read_json(path: &Path) -> Result<Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = if path.extension().is_some_and(|e| e == "gz") {
+        let mut s = String::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut s)
+            .with_context(|| format!("decompressing {}", path.display()))?;
+        s
+    } else {
+        String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8", path.display()))?
+    };
+    serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))
+}
+
+/// The real reports of a results folder: every `*.json` whose `format` is a report and whose
+/// backend is `real`, sorted by scenario then the order of the six policies.
+pub fn real_reports(dir: &Path) -> Result<Vec<(PathBuf, Report)>> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading the folder {}", dir.display()))?;
+    for e in entries {
+        let path = e?.path();
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let v = read_json(&path)?;
+        if v.get("format").and_then(Value::as_str) != Some("orion-rs-report/1") {
+            continue;
+        }
+        let report: Report =
+            serde_json::from_value(v).with_context(|| format!("{}: not a valid report", path.display()))?;
+        if report.backend != "real" {
+            continue;
+        }
+        out.push((path, report));
+    }
+    let order = |p: &str| orion_policies::registry::names().iter().position(|n| *n == p).unwrap_or(usize::MAX);
+    out.sort_by(|a, b| (&a.1.scenario, order(&a.1.policy.name)).cmp(&(&b.1.scenario, order(&b.1.policy.name))));
+    if out.is_empty() {
+        bail!("{}: no report of a real run (orion-rs-report/1, backend real) in this folder", dir.display());
+    }
+    Ok(out)
+}
+
+/// The device of a results folder: `device.json` there, else the built-in H100 preset.
+pub fn results_device(dir: &Path) -> Result<(DeviceSpec, String)> {
+    let file = dir.join("device.json");
+    if file.exists() {
+        Ok((DeviceSpec::from_file(&file)?, file.display().to_string()))
+    } else {
+        Ok((DeviceSpec::preset("h100")?, "builtin:h100".into()))
+    }
+}
+
+/// The scenario a real report ran: its pair's built-in clients on `device`, with the report's
+/// seed, warm-up and duration. Fails when the clients' traces or arrivals differ from the
+/// report's (the simulator would not run what the GPU ran).
+pub fn scenario_of(report: &Report, device: &DeviceSpec, device_source: &str) -> Result<Scenario> {
+    let clients = workload_clients(&report.scenario, None, device)
+        .with_context(|| format!("scenario {}: not a built-in workload", report.scenario))?;
+    if clients.len() != report.clients.len() {
+        bail!("scenario {}: {} clients here, {} in the report", report.scenario, clients.len(), report.clients.len());
+    }
+    for (c, r) in clients.iter().zip(&report.clients) {
+        let here = (&c.trace.meta.name, c.trace.meta.source.as_str(), c.trace.ops.len(), c.trace.kernel_count());
+        let there = (&r.trace.name, r.trace.source.as_str(), r.trace.ops, r.trace.kernels);
+        if here != there {
+            bail!(
+                "scenario {}, client {}: the simulator's trace is {here:?} (name, source, ops, kernels), the real run \
+                 replayed {there:?}; give the folder the device.json its traces came from",
+                report.scenario,
+                c.name
+            );
+        }
+        if c.arrival.to_string() != r.arrival {
+            bail!(
+                "scenario {}, client {}: arrival {} here, {} in the report",
+                report.scenario,
+                c.name,
+                c.arrival,
+                r.arrival
+            );
+        }
+    }
+    let duration_ns = (report.duration_s * 1e9).round() as u64;
+    if duration_ns == 0 {
+        bail!("scenario {}: the report's duration_s is 0", report.scenario);
+    }
+    Ok(Scenario {
+        name: report.scenario.clone(),
+        clients,
+        device: device.clone(),
+        device_source: device_source.to_string(),
+        seed: report.seed,
+        stop: Stop { duration_ns: Some(duration_ns), requests: None },
+        warmup: report.warmup,
+        policy: None,
+        policy_params: ParamMap::new(),
+    })
+}
+
+/// Checks a replay's kernel list (`orion-rs-kernels/1`) against the scenario's traces: the same
+/// ops in the same order with the same target durations. Returns the number of ops checked.
+pub fn check_kernel_list(scenario: &Scenario, list: &Value, file: &Path) -> Result<usize> {
+    let clients = list["clients"].as_array().ok_or_else(|| anyhow!("{}: no `clients` array", file.display()))?;
+    let mut checked = 0;
+    for entry in clients {
+        let name = entry["client"].as_str().unwrap_or("?");
+        let c = scenario
+            .clients
+            .iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| anyhow!("{}: client {name} is not in scenario {}", file.display(), scenario.name))?;
+        let table = entry["tables"][0]["ops"]
+            .as_array()
+            .ok_or_else(|| anyhow!("{}: client {name}: no tables[0].ops", file.display()))?;
+        if table.len() != c.trace.ops.len() {
+            bail!("{}: client {name}: {} ops listed, the trace has {}", file.display(), table.len(), c.trace.ops.len());
+        }
+        for (i, (op, rec)) in table.iter().zip(&c.trace.ops).enumerate() {
+            let Some(target) = op.get("target_ns").and_then(Value::as_u64) else { continue };
+            if target != rec.duration_ns || op["name"].as_str() != Some(rec.name.as_str()) {
+                bail!(
+                    "{}: client {name}, op {i}: the real run replayed `{}` for {target} ns, the simulator's trace has \
+                     `{}` for {} ns",
+                    file.display(),
+                    op["name"].as_str().unwrap_or("?"),
+                    rec.name,
+                    rec.duration_ns
+                );
+            }
+            checked += 1;
+        }
+    }
+    Ok(checked)
+}
+
+/// The metrics of a report: HP latency percentiles and p95 overhead (inference HP), BE
+/// throughput (summed over BE clients).
+fn metrics_of(r: &Report) -> BTreeMap<&'static str, f64> {
+    let mut m = BTreeMap::new();
+    if let Some(hp) = r.clients.iter().find(|c| c.role == Role::Hp)
+        && let Some(l) = &hp.latency_ms
+    {
+        m.insert("hp_p50_ms", l.p50);
+        m.insert("hp_p95_ms", l.p95);
+        m.insert("hp_p99_ms", l.p99);
+        if let Some(i) = hp.ideal.as_ref().and_then(|i| i.latency_ms.as_ref()).filter(|i| i.p95 > 0.0) {
+            m.insert("hp_p95_overhead", l.p95 / i.p95 - 1.0);
+        }
+    }
+    let be: Vec<f64> = r.clients.iter().filter(|c| c.role == Role::Be).map(|c| c.throughput_per_s).collect();
+    if !be.is_empty() {
+        m.insert("be_throughput_per_s", be.iter().sum());
+    }
+    m
+}
+
+/// Pairs the metrics of a real and a simulated report of the same cell.
+pub fn pair_metrics(real: &Report, sim: &Report) -> Vec<MetricPair> {
+    let (a, b) = (metrics_of(real), metrics_of(sim));
+    METRICS
+        .iter()
+        .filter_map(|&k| {
+            let (r, s) = (*a.get(k)?, *b.get(k)?);
+            let error = if k == "hp_p95_overhead" { s - r } else { s / r - 1.0 };
+            error.is_finite().then(|| MetricPair { metric: k.into(), real: r, sim: s, error })
+        })
+        .collect()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Per-metric error statistics of the cells.
+pub fn summarise(cells: &[Cell]) -> Vec<MetricSummary> {
+    METRICS
+        .iter()
+        .map(|&k| {
+            let errs: Vec<(f64, String)> = cells
+                .iter()
+                .flat_map(|c| {
+                    c.metrics
+                        .iter()
+                        .filter(|m| m.metric == k)
+                        .map(|m| (m.error.abs(), format!("{}/{}", c.scenario, c.policy)))
+                })
+                .collect();
+            let mut abs: Vec<f64> = errs.iter().map(|e| e.0).collect();
+            let worst = errs.iter().max_by(|a, b| a.0.total_cmp(&b.0));
+            MetricSummary {
+                metric: k.into(),
+                cells: errs.len(),
+                median_abs: median(&mut abs),
+                worst_abs: worst.map_or(f64::NAN, |w| w.0),
+                worst_cell: worst.map_or_else(String::new, |w| w.1.clone()),
+            }
+        })
+        .collect()
+}
+
+/// Compares every real report of `dir` with the simulator on the same scenario. `progress` is
+/// called with each cell's name before it is simulated.
+pub fn compare_folder(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Comparison> {
+    let reports = real_reports(dir)?;
+    let (device, device_source) = results_device(dir)?;
+    let mut cells = Vec::new();
+    let mut seeds = Vec::new();
+    let mut traces: Vec<(String, String)> = Vec::new();
+    let mut checked_lists: Vec<String> = Vec::new();
+    for (path, real) in &reports {
+        let scenario = scenario_of(real, &device, &device_source).with_context(|| format!("{}", path.display()))?;
+        if !checked_lists.contains(&real.scenario) {
+            for ext in ["json", "json.gz"] {
+                let list = dir.join(format!("{}-kernels.{ext}", real.scenario));
+                if list.exists() {
+                    check_kernel_list(&scenario, &read_json(&list)?, &list)?;
+                }
+            }
+            checked_lists.push(real.scenario.clone());
+        }
+        progress(&format!("{}/{}", real.scenario, real.policy.name));
+        let sim = run(&scenario, &real.policy.name, &ParamMap::new(), IdealReference::Simulate)
+            .with_context(|| format!("simulating {} under {}", real.scenario, real.policy.name))?
+            .report;
+        if !seeds.contains(&real.seed) {
+            seeds.push(real.seed);
+        }
+        for c in &real.clients {
+            let t = (c.trace.name.clone(), c.trace.source.clone());
+            if !traces.contains(&t) {
+                traces.push(t);
+            }
+        }
+        cells.push(Cell {
+            scenario: real.scenario.clone(),
+            policy: real.policy.name.clone(),
+            file: path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
+            metrics: pair_metrics(real, &sim),
+            sim_params: serde_json::to_value(&sim.policy.params)?,
+            real_params: serde_json::to_value(&real.policy.params)?,
+        });
+    }
+    let first = &reports[0].1;
+    let mut real_meta = BTreeMap::new();
+    for key in ["commit", "date"] {
+        if let Some(v) = first.engine.get(key) {
+            real_meta.insert(key.to_string(), v.clone());
+        }
+    }
+    if let Some(name) = first.engine.get("gpu").and_then(|g| g.get("name").or(Some(g))).filter(|n| n.is_string()) {
+        real_meta.insert("gpu".into(), name.clone());
+    }
+    real_meta.insert("duration_s".into(), serde_json::json!(first.duration_s));
+    let summary = summarise(&cells);
+    Ok(Comparison {
+        tool: format!("orion-rs {}", env!("CARGO_PKG_VERSION")),
+        results: dir.display().to_string(),
+        device: device.name.clone(),
+        device_source,
+        real: real_meta,
+        seeds,
+        traces,
+        cells,
+        summary,
+    })
+}
+
+fn fmt_value(metric: &str, v: f64) -> String {
+    if metric == "hp_p95_overhead" { format!("{:+.1}%", v * 100.0) } else { format!("{v:.2}") }
+}
+
+fn fmt_error(metric: &str, e: f64) -> String {
+    if metric == "hp_p95_overhead" { format!("{:+.1} pt", e * 100.0) } else { format!("{:+.1}%", e * 100.0) }
+}
+
+impl Comparison {
+    /// Whether the scenario targets hold for HP p95 latency and BE throughput.
+    pub fn targets_met(&self) -> bool {
+        self.summary
+            .iter()
+            .filter(|s| s.metric == "hp_p95_ms" || s.metric == "be_throughput_per_s")
+            .all(|s| s.median_abs <= TARGET_MEDIAN && s.worst_abs <= TARGET_WORST)
+    }
+
+    /// The error table and summary as Markdown (no dates or wall times: the same inputs give
+    /// the same text).
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        s.push_str(&format!(
+            "Real runs: `{}` ({} cells; GPU {}, orion-real commit {}, {}; {} s each). Simulator: {} on device {} \
+             ({}). Seeds: {}.\n\n",
+            self.results,
+            self.cells.len(),
+            self.real.get("gpu").and_then(Value::as_str).unwrap_or("?"),
+            self.real.get("commit").and_then(Value::as_str).unwrap_or("?"),
+            self.real.get("date").and_then(Value::as_str).unwrap_or("?"),
+            self.real.get("duration_s").map_or_else(|| "?".into(), |v| v.to_string()),
+            self.tool,
+            self.device,
+            self.device_source,
+            self.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+        ));
+        let traces: Vec<String> = self.traces.iter().map(|(n, s)| format!("{n} ({s})")).collect();
+        s.push_str(&format!("Traces: {}.\n\n", traces.join(", ")));
+        s.push_str("| metric | cells | median abs error | worst abs error | worst cell |\n| --- | ---: | ---: | ---: | --- |\n");
+        for m in &self.summary {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                m.metric,
+                m.cells,
+                fmt_error(&m.metric, m.median_abs).trim_start_matches('+'),
+                fmt_error(&m.metric, m.worst_abs).trim_start_matches('+'),
+                m.worst_cell
+            ));
+        }
+        s.push_str(&format!(
+            "\nTargets (HP p95 latency and BE throughput: median <= {:.0}%, worst <= {:.0}%): **{}**.\n\n",
+            TARGET_MEDIAN * 100.0,
+            TARGET_WORST * 100.0,
+            if self.targets_met() { "met" } else { "not met" }
+        ));
+        s.push_str("Per cell, real / simulated (error):\n\n| scenario | policy |");
+        for m in METRICS {
+            s.push_str(&format!(" {m} |"));
+        }
+        s.push_str("\n| --- | --- |");
+        for _ in METRICS {
+            s.push_str(" ---: |");
+        }
+        s.push('\n');
+        for c in &self.cells {
+            s.push_str(&format!("| {} | {} |", c.scenario, c.policy));
+            for k in METRICS {
+                match c.metrics.iter().find(|m| m.metric == k) {
+                    Some(m) => s.push_str(&format!(
+                        " {} / {} ({}) |",
+                        fmt_value(k, m.real),
+                        fmt_value(k, m.sim),
+                        fmt_error(k, m.error)
+                    )),
+                    None => s.push_str(" - |"),
+                }
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// The scatter figure: HP p95 latency and BE throughput, simulated against measured.
+    pub fn figure(&self) -> SimVsReal {
+        let panel = |metric: &str, label: &str| ScatterPanel {
+            metric: label.into(),
+            points: self
+                .cells
+                .iter()
+                .filter_map(|c| {
+                    let m = c.metrics.iter().find(|m| m.metric == metric)?;
+                    Some(ScatterPoint { policy: c.policy.clone(), real: m.real, sim: m.sim })
+                })
+                .collect(),
+        };
+        SimVsReal {
+            title: format!("simulated vs measured on the GPU ({} cells)", self.cells.len()),
+            panels: vec![
+                panel("hp_p95_ms", "HP p95 latency (ms)"),
+                panel("be_throughput_per_s", "BE throughput (iterations/s)"),
+            ],
+            provenance: Provenance {
+                tool: self.tool.clone(),
+                device: self.device.clone(),
+                device_source: self.device_source.clone(),
+                traces: self.traces.clone(),
+                seed: self.seeds.first().copied().unwrap_or(0),
+                extra: vec![format!(
+                    "real: {} ({})",
+                    self.results,
+                    self.real.get("gpu").and_then(Value::as_str).unwrap_or("?")
+                )],
+            },
+        }
+    }
+}

@@ -16,12 +16,14 @@
 mod bars;
 mod cdf;
 mod pareto;
+mod scatter;
 mod text;
 mod utilization;
 
 pub use bars::{BarPanel, LatencyBars, ThroughputBars};
 pub use cdf::LatencyCdf;
 pub use pareto::{Pareto, ParetoPanel, ParetoPoint};
+pub use scatter::{ScatterPanel, ScatterPoint, SimVsReal};
 pub use utilization::UtilizationTimeline;
 
 use crate::experiment::ExperimentReport;
@@ -352,6 +354,17 @@ pub(crate) fn tick(v: &f64) -> String {
         format!("{v:.3}")
     };
     if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
+}
+
+/// The distinct values of `items`, in order of first appearance (the policies of a figure).
+pub(crate) fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
 }
 
 /// An upper axis bound with some headroom.

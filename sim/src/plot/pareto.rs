@@ -1,7 +1,7 @@
 //! A sweep's trade-off: HP p95 overhead against BE throughput, one colour per policy, with each
 //! policy's Pareto front (the points no other point of the policy beats on both).
 
-use super::{FAMILY, Figure, Mark, OrPlot, Provenance, frame, policy_color, tick};
+use super::{FAMILY, Figure, Mark, OrPlot, Provenance, distinct, frame, policy_color, tick};
 use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -62,12 +62,7 @@ pub(crate) fn front(pts: &[(f64, f64)]) -> Vec<usize> {
 
 impl Figure for Pareto {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
-        let mut policies: Vec<&str> = Vec::new();
-        for p in self.panels.iter().flat_map(|p| &p.points) {
-            if !policies.contains(&p.policy.as_str()) {
-                policies.push(&p.policy);
-            }
-        }
+        let policies = distinct(self.panels.iter().flat_map(|p| &p.points).map(|p| p.policy.as_str()));
         let legend: Vec<(String, Mark)> =
             policies.iter().map(|p| (p.to_string(), Mark::Line(policy_color(p)))).collect();
         let body = frame(root, &self.title, &legend, &self.provenance)?;
@@ -86,7 +81,7 @@ impl Figure for Pareto {
 /// An axis range around `lo..=hi` with a margin; `0..1` when either bound is not finite (a
 /// panel without finite points). plotters' tick search does not end on a range with a
 /// non-finite bound, so no such range may reach it.
-fn padded(lo: f64, hi: f64) -> (f64, f64) {
+pub(crate) fn padded(lo: f64, hi: f64) -> (f64, f64) {
     if !(lo.is_finite() && hi.is_finite()) {
         return (0.0, 1.0);
     }

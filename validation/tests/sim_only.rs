@@ -1,0 +1,66 @@
+//! `orion-validate run --sim-only` on the committed real results: the comparison is reproduced
+//! by the current simulator (a model change shows up as a reviewed snapshot diff), the traces the
+//! simulator uses are checked against those the GPU replayed, and what the model already gets
+//! right stays right.
+
+use orion_validation::{METRICS, compare_folder, scenario_of};
+use std::path::Path;
+
+const RESULTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/results/real-2026-11-24-h100");
+
+#[test]
+fn committed_real_results_against_the_simulator() {
+    let cmp = compare_folder(Path::new(RESULTS), &mut |_| {}).unwrap();
+    assert_eq!(cmp.cells.len(), 12, "six policies x two pairs");
+    for c in &cmp.cells {
+        let names: Vec<&str> = c.metrics.iter().map(|m| m.metric.as_str()).collect();
+        let expected: Vec<&str> =
+            METRICS.iter().copied().filter(|m| c.policy != "ideal" || *m != "hp_p95_overhead").collect();
+        assert_eq!(names, expected, "{}/{}", c.scenario, c.policy);
+    }
+    // Met today and guarded: the HP's median latency, and the median error of its p95.
+    let s = |k: &str| cmp.summary.iter().find(|m| m.metric == k).unwrap().clone();
+    assert!(s("hp_p50_ms").median_abs <= 0.05, "{:?}", s("hp_p50_ms"));
+    assert!(s("hp_p95_ms").median_abs <= 0.05, "{:?}", s("hp_p95_ms"));
+    // The whole table, reviewed on change (`cargo insta review`).
+    let md = cmp.markdown().replace(RESULTS, "validation/results/real-2026-11-24-h100");
+    insta::assert_snapshot!("sim_vs_real_2026_11_24_h100", md);
+}
+
+#[test]
+fn a_trace_other_than_the_replayed_one_is_refused() {
+    // Without the folder's device.json the built-in H100 traces are the measured ones, not the
+    // analytic ones the GPU replayed: the comparison must refuse, naming the client.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["resnet50_bert-orion.json", "resnet50_bert-kernels.json.gz"] {
+        std::fs::copy(Path::new(RESULTS).join(f), dir.path().join(f)).unwrap();
+    }
+    let e = format!("{:#}", compare_folder(dir.path(), &mut |_| {}).unwrap_err());
+    assert!(e.contains("resnet50_bert-orion.json") && e.contains("the real run") && e.contains("device.json"), "{e}");
+
+    // With the device but a kernel list whose durations differ: refused, naming the op.
+    let (device, source) = orion_validation::results_device(Path::new(RESULTS)).unwrap();
+    std::fs::copy(Path::new(RESULTS).join("device.json"), dir.path().join("device.json")).unwrap();
+    let report: orion_policies::Report =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(RESULTS).join("resnet50_bert-orion.json")).unwrap())
+            .unwrap();
+    let sc = scenario_of(&report, &device, &source).unwrap();
+    let name = &sc.clients[0].trace.ops[1].name;
+    let list = serde_json::json!({"clients": [{"client": sc.clients[0].name, "tables": [{"ops":
+        sc.clients[0].trace.ops.iter().enumerate().map(|(i, o)| serde_json::json!({
+            "name": o.name, "target_ns": if i == 1 { o.duration_ns + 1 } else { o.duration_ns }})).collect::<Vec<_>>()
+    }]}]});
+    let e = orion_validation::check_kernel_list(&sc, &list, Path::new("k.json")).unwrap_err().to_string();
+    assert!(e.contains("op 1") && e.contains(name.as_str()), "{e}");
+}
+
+#[test]
+fn a_folder_without_real_reports_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.json"), "{\"format\": \"something-else\"}").unwrap();
+    let e = compare_folder(dir.path(), &mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("no report of a real run"), "{e}");
+    std::fs::write(dir.path().join("bad.json"), "{not json").unwrap();
+    let e = format!("{:#}", compare_folder(dir.path(), &mut |_| {}).unwrap_err());
+    assert!(e.contains("bad.json") && e.contains("not JSON"), "{e}");
+}
