@@ -11,10 +11,8 @@ use orion_policies::params::{ParamMap, parse_assignment};
 use orion_policies::timeline::Window;
 use orion_policies::{Report, registry};
 use orion_traces::builtin::{builtin_trace, workload_clients};
-use orion_traces::config::{LoadOptions, load_scenario};
-use orion_traces::scenario::DEFAULT_WARMUP;
-use orion_traces::units::parse_duration_ns;
-use orion_traces::{ArrivalProcess, DeviceSpec, Model, Scenario, Stop, Trace, WorkKind, arrival::read_inter_arrivals};
+use orion_traces::cli::{ScenarioArgs, load_device};
+use orion_traces::{DeviceSpec, Model, Scenario, Trace, WorkKind};
 use serde_json::json;
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -71,46 +69,13 @@ pub struct DeviceArgs {
 /// Arguments of `orion-real replay` (the same as an `orion-sim` run, plus the real backend's).
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Scenario file: Orion's config.json (a list of clients, the last one high-priority) or an
-    /// orion-rs scenario (JSON object).
-    config: Option<PathBuf>,
+    /// Which scenario: a scenario file or a built-in workload, device (the one the traces'
+    /// profiles are for), seed, length, arrivals.
+    #[command(flatten)]
+    scenario: ScenarioArgs,
     /// Scheduling policy (see `orion-real list`); default: the scenario's, else priority-streams.
     #[arg(long, short)]
     policy: Option<String>,
-    /// Built-in workload: a pair HP_BE such as resnet50_bert (HP = first model, inference; BE =
-    /// second model, training), a single model name, or a trace file.
-    #[arg(long, short, conflicts_with = "config")]
-    trace: Option<String>,
-    /// Mode of a single-model or trace-file workload: inference or training.
-    #[arg(long, value_parser = parse_mode)]
-    mode: Option<WorkKind>,
-    /// Device preset the traces' profiles are for (v100, a100, h100).
-    #[arg(long, default_value = "h100", conflicts_with = "device_file")]
-    device: String,
-    /// Device description file (JSON, see traces/devices/).
-    #[arg(long)]
-    device_file: Option<PathBuf>,
-    /// Seed of every random choice.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Wall time to run, e.g. 30s, 10min (default 20s unless --requests is given).
-    #[arg(long, conflicts_with = "requests")]
-    duration: Option<String>,
-    /// Stop after the HP client completes this many measured requests.
-    #[arg(long)]
-    requests: Option<u64>,
-    /// Warm-up requests per client excluded from statistics (default 10).
-    #[arg(long)]
-    warmup: Option<u32>,
-    /// HP arrival rate in requests/s (overrides the workload's).
-    #[arg(long)]
-    hp_rate: Option<f64>,
-    /// HP arrivals at constant intervals instead of Poisson.
-    #[arg(long)]
-    uniform: bool,
-    /// HP inter-arrival times from a file (seconds, one per line, or a JSON list).
-    #[arg(long)]
-    inter_arrivals: Option<PathBuf>,
     /// Policy parameter, key=value (repeatable), e.g. -P dur_threshold=160us.
     #[arg(short = 'P', long = "param", value_name = "KEY=VALUE")]
     params: Vec<String>,
@@ -286,75 +251,10 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32> {
     }
 }
 
-fn load_device(preset: &str, file: Option<&Path>) -> Result<(DeviceSpec, String)> {
-    match file {
-        Some(p) => Ok((DeviceSpec::from_file(p)?, p.display().to_string())),
-        None => Ok((DeviceSpec::preset(preset)?, format!("builtin:{}", preset.to_ascii_lowercase()))),
-    }
-}
-
-/// Builds the scenario the arguments describe (the same rules as `orion-sim`).
+/// Builds the scenario the arguments describe (the same rules as `orion-sim`:
+/// [`ScenarioArgs::scenario`]).
 pub fn scenario_from_args(args: &ReplayArgs) -> Result<Scenario> {
-    let (device, device_source) = load_device(&args.device, args.device_file.as_deref())?;
-    let mut scenario = if let Some(path) = &args.config {
-        let opts =
-            LoadOptions { device, device_source, seed: args.seed, warmup: args.warmup.unwrap_or(DEFAULT_WARMUP) };
-        let mut s = load_scenario(path, &opts).with_context(|| format!("loading {}", path.display()))?;
-        if args.device_file.is_some() || args.device != "h100" {
-            s.device = opts.device;
-            s.device_source = opts.device_source;
-        }
-        if args.seed != 1 {
-            s.seed = args.seed;
-        }
-        if let Some(w) = args.warmup {
-            s.warmup = w;
-        }
-        s
-    } else {
-        let name = args.trace.as_deref().unwrap_or("resnet50_bert");
-        let clients = workload_clients(name, args.mode, &device)?;
-        Scenario {
-            name: Path::new(name).file_stem().map_or(name.to_string(), |s| s.to_string_lossy().into_owned()),
-            clients,
-            device,
-            device_source,
-            seed: args.seed,
-            stop: Stop::DEFAULT,
-            warmup: args.warmup.unwrap_or(DEFAULT_WARMUP),
-            policy: None,
-            policy_params: ParamMap::new(),
-        }
-    };
-    if let Some(d) = &args.duration {
-        let ns = parse_duration_ns(d, "s").map_err(|e| anyhow!("--duration: {e}"))?;
-        if ns == 0 {
-            bail!("--duration: must be positive");
-        }
-        scenario.stop = Stop { duration_ns: Some(ns), requests: None };
-    } else if let Some(n) = args.requests {
-        if n == 0 {
-            bail!("--requests: must be at least 1");
-        }
-        scenario.stop = Stop { duration_ns: None, requests: Some(n) };
-    }
-    let hp_arrival = if let Some(path) = &args.inter_arrivals {
-        Some(ArrivalProcess::Trace { inter_arrival_s: read_inter_arrivals(path)? })
-    } else {
-        let rate = args.hp_rate.or_else(|| {
-            scenario.hp_client().and_then(|h| scenario.clients[h].arrival.mean_rate()).filter(|_| args.uniform)
-        });
-        rate.map(|rate| if args.uniform { ArrivalProcess::Uniform { rate } } else { ArrivalProcess::Poisson { rate } })
-    };
-    if let Some(arrival) = hp_arrival {
-        arrival.validate().map_err(|(f, m)| anyhow!("HP arrival {f}: {m}"))?;
-        let h = scenario.hp_client().ok_or_else(|| anyhow!("the workload has no HP client to set the rate of"))?;
-        if scenario.clients[h].kind == WorkKind::Training {
-            bail!("the HP client trains (closed loop); an arrival rate applies to inference only");
-        }
-        scenario.clients[h].arrival = arrival;
-    }
-    Ok(scenario)
+    args.scenario.scenario()
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {
@@ -693,6 +593,7 @@ fn info_command(args: DeviceArgs, out: &mut dyn Write) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use orion_traces::{ArrivalProcess, Stop};
 
     fn run(args: &[&str]) -> (i32, String, String) {
         let mut out = Vec::new();

@@ -5,6 +5,7 @@
 pub mod analytic;
 pub mod arrival;
 pub mod builtin;
+pub mod cli;
 pub mod config;
 pub mod device;
 pub mod error;

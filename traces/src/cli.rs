@@ -1,0 +1,140 @@
+//! The command-line arguments that say which scenario to run, shared by `orion-sim` and
+//! `orion-real replay` (flattened into their own arguments with `#[command(flatten)]`), and the
+//! one function that turns them into a [`Scenario`], so both backends read a command line the
+//! same way.
+
+use crate::arrival::read_inter_arrivals;
+use crate::builtin::workload_clients;
+use crate::config::{LoadOptions, load_scenario};
+use crate::scenario::DEFAULT_WARMUP;
+use crate::units::parse_duration_ns;
+use crate::{ArrivalProcess, DeviceSpec, Scenario, Stop, WorkKind};
+use anyhow::{Context, Result, anyhow, bail};
+use std::path::{Path, PathBuf};
+
+/// Which scenario to run: a scenario file or a built-in workload, the device, the seed, how
+/// long, and the HP's arrivals.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScenarioArgs {
+    /// Scenario file: Orion's config.json (a list of clients, the last one high-priority) or an
+    /// orion-rs scenario (JSON object).
+    pub config: Option<PathBuf>,
+    /// Built-in workload: a pair HP_BE such as resnet50_bert (HP = first model, inference; BE =
+    /// second model, training), a single model name, or a trace file.
+    #[arg(long, short, conflicts_with = "config")]
+    pub trace: Option<String>,
+    /// Mode of a single-model or trace-file workload: inference or training.
+    #[arg(long, value_parser = parse_mode)]
+    pub mode: Option<WorkKind>,
+    /// Device preset (v100, a100, h100).
+    #[arg(long, default_value = "h100", conflicts_with = "device_file")]
+    pub device: String,
+    /// Device description file (JSON, see traces/devices/).
+    #[arg(long)]
+    pub device_file: Option<PathBuf>,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Length of the run (simulated time, or wall time on the GPU), e.g. 30s, 2min (default: the
+    /// scenario file's, else 20s, unless --requests is given).
+    #[arg(long, conflicts_with = "requests")]
+    pub duration: Option<String>,
+    /// Stop after the HP client completes this many measured requests.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Warm-up requests per client excluded from statistics (default 10).
+    #[arg(long)]
+    pub warmup: Option<u32>,
+    /// HP arrival rate in requests/s (overrides the workload's).
+    #[arg(long)]
+    pub hp_rate: Option<f64>,
+    /// HP arrivals at constant intervals instead of Poisson.
+    #[arg(long)]
+    pub uniform: bool,
+    /// HP inter-arrival times from a file (seconds, one per line, or a JSON list).
+    #[arg(long)]
+    pub inter_arrivals: Option<PathBuf>,
+}
+
+fn parse_mode(s: &str) -> Result<WorkKind, String> {
+    s.parse()
+}
+
+/// A device preset, or a device file when one is given; with its source (`builtin:NAME` or the
+/// file's path) for reports.
+pub fn load_device(preset: &str, file: Option<&Path>) -> Result<(DeviceSpec, String)> {
+    match file {
+        Some(p) => Ok((DeviceSpec::from_file(p)?, p.display().to_string())),
+        None => Ok((DeviceSpec::preset(preset)?, format!("builtin:{}", preset.to_ascii_lowercase()))),
+    }
+}
+
+impl ScenarioArgs {
+    /// The scenario the arguments describe. A scenario file's own settings hold unless the
+    /// command line states them explicitly (device, seed, warm-up, length, HP arrivals);
+    /// without a file, the built-in workload `--trace` (default `resnet50_bert`).
+    pub fn scenario(&self) -> Result<Scenario> {
+        let (device, device_source) = load_device(&self.device, self.device_file.as_deref())?;
+        let mut scenario = if let Some(path) = &self.config {
+            let opts =
+                LoadOptions { device, device_source, seed: self.seed, warmup: self.warmup.unwrap_or(DEFAULT_WARMUP) };
+            let mut s = load_scenario(path, &opts).with_context(|| format!("loading {}", path.display()))?;
+            if self.device_file.is_some() || self.device != "h100" {
+                s.device = opts.device;
+                s.device_source = opts.device_source;
+            }
+            if self.seed != 1 {
+                s.seed = self.seed;
+            }
+            if let Some(w) = self.warmup {
+                s.warmup = w;
+            }
+            s
+        } else {
+            let name = self.trace.as_deref().unwrap_or("resnet50_bert");
+            let clients = workload_clients(name, self.mode, &device)?;
+            Scenario {
+                name: Path::new(name).file_stem().map_or(name.to_string(), |s| s.to_string_lossy().into_owned()),
+                clients,
+                device,
+                device_source,
+                seed: self.seed,
+                stop: Stop::DEFAULT,
+                warmup: self.warmup.unwrap_or(DEFAULT_WARMUP),
+                policy: None,
+                policy_params: Default::default(),
+            }
+        };
+        if let Some(d) = &self.duration {
+            let ns = parse_duration_ns(d, "s").map_err(|e| anyhow!("--duration: {e}"))?;
+            if ns == 0 {
+                bail!("--duration: must be positive");
+            }
+            scenario.stop = Stop { duration_ns: Some(ns), requests: None };
+        } else if let Some(n) = self.requests {
+            if n == 0 {
+                bail!("--requests: must be at least 1");
+            }
+            scenario.stop = Stop { duration_ns: None, requests: Some(n) };
+        }
+        let hp_arrival = if let Some(path) = &self.inter_arrivals {
+            Some(ArrivalProcess::Trace { inter_arrival_s: read_inter_arrivals(path)? })
+        } else {
+            let rate = self.hp_rate.or_else(|| {
+                scenario.hp_client().and_then(|h| scenario.clients[h].arrival.mean_rate()).filter(|_| self.uniform)
+            });
+            rate.map(
+                |rate| if self.uniform { ArrivalProcess::Uniform { rate } } else { ArrivalProcess::Poisson { rate } },
+            )
+        };
+        if let Some(arrival) = hp_arrival {
+            arrival.validate().map_err(|(f, m)| anyhow!("HP arrival {f}: {m}"))?;
+            let h = scenario.hp_client().ok_or_else(|| anyhow!("the workload has no HP client to set the rate of"))?;
+            if scenario.clients[h].kind == WorkKind::Training {
+                bail!("the HP client trains (closed loop); an arrival rate applies to inference only");
+            }
+            scenario.clients[h].arrival = arrival;
+        }
+        Ok(scenario)
+    }
+}
