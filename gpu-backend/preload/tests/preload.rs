@@ -246,7 +246,9 @@ fn main() {
             one_line_and_pass_through(&[("ORION_PRELOAD_FAULT", "panic-hook")], "internal panic in counting")
         }),
     ];
-    let have_lib = preload_lib().is_none().then(|| "liborion_preload.so not found (build it first)".to_string());
+    let have_lib = preload_lib()
+        .is_none()
+        .then(|| "liborion_preload.so not found (run `cargo build -p orion-preload` first)".to_string());
     let mut trials: Vec<Trial> = cpu
         .into_iter()
         .map(|(name, f)| {
