@@ -3,7 +3,8 @@
 # streams, priority-streams, reef, orion) on two HP/BE pairs, one JSON report each, written to
 # DIR (default validation/results/real-<date>). The ideal run of a pair is made first and is
 # the reference of the other five (--ideal-from), so each pair costs 2 + 5 runs of DURATION.
-# Calibrations are cached in DIR/calib-cache.json and shared by all runs.
+# Calibrations are cached in DIR/calib-cache.json and shared by all runs; the replayed traces
+# go to DIR/traces/ (orion-validate simulates exactly those).
 #
 #   gpu-backend/scripts/matrix.sh [DIR]      (env: DURATION=30s PAIRS="..." BIN=.carry)
 set -u
@@ -19,7 +20,7 @@ fail=0
 for pair in $PAIRS; do
   echo "== $pair: ideal"
   "$BIN/orion-real" replay --policy ideal --trace "$pair" --duration "$DURATION" --calib-cache "$CACHE" \
-    --kernels-out "$DIR/$pair-kernels.json" -o "$DIR/$pair-ideal.json" || fail=1
+    --kernels-out "$DIR/$pair-kernels.json" --traces-out "$DIR/traces" -o "$DIR/$pair-ideal.json" || fail=1
   for p in $POLICIES; do
     echo "== $pair: $p"
     if [ -f "$DIR/$pair-ideal.json" ]; then ref=(--ideal-from "$DIR/$pair-ideal.json"); else ref=(--no-ideal); fi

@@ -98,6 +98,11 @@ pub struct ReplayArgs {
     /// Calibration cache file: read if it holds for this GPU, written after calibrating.
     #[arg(long)]
     calib_cache: Option<PathBuf>,
+    /// Write every client's trace (the records the replay takes its targets from) to this
+    /// folder as NAME.csv, so that the run can be simulated later on exactly these traces
+    /// (`orion-validate` reads a results folder's `traces/`).
+    #[arg(long, value_name = "DIR")]
+    traces_out: Option<PathBuf>,
     /// Write the policy's run as a timeline in Chrome trace-event JSON, the format of
     /// `orion-sim --timeline` (open it in Perfetto or chrome://tracing): one track per client,
     /// one slice per op with its profile; start and end from GPU events.
@@ -257,6 +262,18 @@ pub fn scenario_from_args(args: &ReplayArgs) -> Result<Scenario> {
     args.scenario.scenario()
 }
 
+/// Writes each client's trace (and first-iteration trace) to `dir/NAME.csv`.
+fn write_traces(scenario: &Scenario, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for c in &scenario.clients {
+        for t in std::iter::once(&c.trace).chain(&c.first_trace) {
+            let path = dir.join(format!("{}.csv", t.meta.name));
+            orion_traces::format::write_trace(&path, t).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 fn write_file(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))
 }
@@ -293,6 +310,9 @@ fn replay_command(args: ReplayArgs, out: &mut dyn Write) -> Result<i32> {
     let policy = args.policy.clone().or_else(|| scenario.policy.clone()).unwrap_or_else(|| "priority-streams".into());
     // Check the policy and parameters before touching the GPU.
     registry::build(&policy, &params)?;
+    if let Some(dir) = &args.traces_out {
+        write_traces(&scenario, dir)?;
+    }
     let given_ideal = match &args.ideal_from {
         Some(path) => Some(read_ideal(path, &scenario)?),
         None => None,
@@ -642,6 +662,20 @@ mod tests {
         let s = scenario_from_args(&a).unwrap();
         assert_eq!(s.stop, Stop { duration_ns: None, requests: Some(50) });
         assert_eq!(s.warmup, 3);
+    }
+
+    #[test]
+    fn traces_out_writes_the_replayed_traces_before_the_gpu_is_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("traces");
+        // No GPU here: the run fails after the traces are written.
+        let _ = run(&["replay", "--trace", "resnet50_bert", "--traces-out", out.to_str().unwrap()]);
+        let s = scenario_from_args(&replay_args(&["--trace", "resnet50_bert"])).unwrap();
+        for c in &s.clients {
+            let back = orion_traces::format::read_trace(&out.join(format!("{}.csv", c.trace.meta.name))).unwrap();
+            assert_eq!(back.ops, c.trace.ops, "{}", c.name);
+            assert_eq!(back.meta.source, c.trace.meta.source);
+        }
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! The real side is a folder of `orion-real replay` reports (`PAIR-POLICY.json`, as
 //! `gpu-backend/scripts/matrix.sh` writes them on the GPU machine) with, per pair, the kernel
 //! list of the replay (`PAIR-kernels.json[.gz]`: every op's target duration, i.e. the trace the
-//! real run replayed) and the device file the traces came from (`device.json`; absent: the
-//! built-in H100 preset). [`compare_folder`] rebuilds each report's scenario (pair, seed,
+//! real run replayed), the traces themselves when the run wrote them (`traces/NAME.csv`, from
+//! `orion-real replay --traces-out`), and the device file (`device.json`; absent: the built-in
+//! H100 preset). [`compare_folder`] rebuilds each report's scenario (pair, seed,
 //! duration, warm-up, HP arrival), checks that the simulator gets exactly the traces the real
 //! run replayed, simulates it under the same policy (default parameters, as `matrix.sh` runs
 //! them; each side takes its own `ideal` as reference), and pairs the metrics. [`Comparison`]
@@ -18,6 +19,7 @@ use orion_policies::{ParamMap, Report};
 use orion_sim::plot::{Provenance, ScatterPanel, ScatterPoint, SimVsReal};
 use orion_sim::run::{IdealReference, run};
 use orion_traces::builtin::workload_clients;
+use orion_traces::format::read_trace;
 use orion_traces::{DeviceSpec, Role, Scenario, Stop};
 use serde::Serialize;
 use serde_json::Value;
@@ -156,12 +158,26 @@ pub fn results_device(dir: &Path) -> Result<(DeviceSpec, String)> {
     }
 }
 
-/// The scenario a real report ran: its pair's built-in clients on `device`, with the report's
-/// seed, warm-up and duration. Fails when the clients' traces or arrivals differ from the
+/// The scenario a real report ran: its pair's built-in clients on `device` (with the traces of
+/// `traces/NAME.csv` when the folder has them), with the report's seed, warm-up and duration. Fails when the clients' traces or arrivals differ from the
 /// report's (the simulator would not run what the GPU ran).
-pub fn scenario_of(report: &Report, device: &DeviceSpec, device_source: &str) -> Result<Scenario> {
-    let clients = workload_clients(&report.scenario, None, device)
+pub fn scenario_of(
+    report: &Report,
+    device: &DeviceSpec,
+    device_source: &str,
+    traces: Option<&Path>,
+) -> Result<Scenario> {
+    let mut clients = workload_clients(&report.scenario, None, device)
         .with_context(|| format!("scenario {}: not a built-in workload", report.scenario))?;
+    // The traces the real run wrote (`orion-real replay --traces-out`) replace the built-in ones.
+    if let Some(dir) = traces {
+        for (c, r) in clients.iter_mut().zip(&report.clients) {
+            let path = dir.join(format!("{}.csv", r.trace.name));
+            if path.exists() {
+                c.trace = std::sync::Arc::new(read_trace(&path)?);
+            }
+        }
+    }
     if clients.len() != report.clients.len() {
         bail!("scenario {}: {} clients here, {} in the report", report.scenario, clients.len(), report.clients.len());
     }
@@ -322,7 +338,9 @@ pub fn compare_folder(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Comp
     let mut traces: Vec<(String, String)> = Vec::new();
     let mut checked_lists: Vec<String> = Vec::new();
     for (path, real) in &reports {
-        let scenario = scenario_of(real, &device, &device_source).with_context(|| format!("{}", path.display()))?;
+        let trace_dir = Some(dir.join("traces")).filter(|t| t.is_dir());
+        let scenario = scenario_of(real, &device, &device_source, trace_dir.as_deref())
+            .with_context(|| format!("{}", path.display()))?;
         if !checked_lists.contains(&real.scenario) {
             for ext in ["json", "json.gz"] {
                 let list = dir.join(format!("{}-kernels.{ext}", real.scenario));

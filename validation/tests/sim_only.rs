@@ -44,7 +44,7 @@ fn a_trace_other_than_the_replayed_one_is_refused() {
     let report: orion_policies::Report =
         serde_json::from_str(&std::fs::read_to_string(Path::new(RESULTS).join("resnet50_bert-orion.json")).unwrap())
             .unwrap();
-    let sc = scenario_of(&report, &device, &source).unwrap();
+    let sc = scenario_of(&report, &device, &source, None).unwrap();
     let name = &sc.clients[0].trace.ops[1].name;
     let list = serde_json::json!({"clients": [{"client": sc.clients[0].name, "tables": [{"ops":
         sc.clients[0].trace.ops.iter().enumerate().map(|(i, o)| serde_json::json!({
@@ -63,4 +63,26 @@ fn a_folder_without_real_reports_is_an_error() {
     std::fs::write(dir.path().join("bad.json"), "{not json").unwrap();
     let e = format!("{:#}", compare_folder(dir.path(), &mut |_| {}).unwrap_err());
     assert!(e.contains("bad.json") && e.contains("not JSON"), "{e}");
+}
+
+#[test]
+fn traces_written_by_the_real_run_are_the_ones_simulated() {
+    // A folder without device.json but with the replayed traces in traces/: those are used (the
+    // built-in H100 traces are the measured ones, which the op-by-op check would refuse).
+    let (device, source) = orion_validation::results_device(Path::new(RESULTS)).unwrap();
+    let text = std::fs::read_to_string(Path::new(RESULTS).join("resnet50_bert-orion.json")).unwrap();
+    let report: orion_policies::Report = serde_json::from_str(&text).unwrap();
+    let sc = scenario_of(&report, &device, &source, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("traces")).unwrap();
+    for c in &sc.clients {
+        let path = dir.path().join("traces").join(format!("{}.csv", c.trace.meta.name));
+        orion_traces::format::write_trace(&path, &c.trace).unwrap();
+    }
+    for f in ["resnet50_bert-orion.json", "resnet50_bert-kernels.json.gz"] {
+        std::fs::copy(Path::new(RESULTS).join(f), dir.path().join(f)).unwrap();
+    }
+    let cmp = compare_folder(dir.path(), &mut |_| {}).unwrap();
+    assert_eq!(cmp.cells.len(), 1);
+    assert_eq!(cmp.device_source, "builtin:h100");
 }
