@@ -312,8 +312,9 @@ impl TimeSource {
             TimeSource::GpuEvents => {
                 "start and end on the GPU: cuEventElapsedTime of events recorded on the op's stream just before and \
                  just after it, chained per stream back to a base event recorded at the start, shifted to the host \
-                 clock by when the host saw the base event (resolution about 0.5 us); issue, admission, submission \
-                 and observed completion are host times"
+                 clock by when the host saw the base event (resolution about 0.5 us); the start is when the stream \
+                 reached the op, so a slice includes any wait for free SMs, and slowdown is against the trace's \
+                 record; issue, admission, submission and observed completion are host times"
             }
             TimeSource::HostPolling => {
                 "host observations: end = the first completion poll (cuEventQuery) that saw the op complete, an \

@@ -202,10 +202,10 @@ pub fn scenario_of(
             );
         }
     }
-    let duration_ns = (report.duration_s * 1e9).round() as u64;
-    if duration_ns == 0 {
-        bail!("scenario {}: the report's duration_s is 0", report.scenario);
+    if !(report.duration_s > 0.0 && report.duration_s.is_finite()) {
+        bail!("scenario {}: the report's duration_s is {}, not a positive length", report.scenario, report.duration_s);
     }
+    let duration_ns = (report.duration_s * 1e9).round() as u64;
     Ok(Scenario {
         name: report.scenario.clone(),
         clients,
@@ -219,38 +219,43 @@ pub fn scenario_of(
     })
 }
 
-/// Checks a replay's kernel list (`orion-rs-kernels/1`) against the scenario's traces: the same
-/// ops in the same order with the same target durations. Returns the number of ops checked.
+/// Checks a replay's kernel list (`orion-rs-kernels/1`) against the scenario's traces: every
+/// client listed, the same ops in the same order with the same names and target durations.
+/// Returns the number of ops checked.
 pub fn check_kernel_list(scenario: &Scenario, list: &Value, file: &Path) -> Result<usize> {
-    let clients = list["clients"].as_array().ok_or_else(|| anyhow!("{}: no `clients` array", file.display()))?;
+    let at = file.display();
+    let entries = list["clients"].as_array().ok_or_else(|| anyhow!("{at}: no `clients` array"))?;
     let mut checked = 0;
-    for entry in clients {
-        let name = entry["client"].as_str().unwrap_or("?");
-        let c = scenario
-            .clients
+    for c in &scenario.clients {
+        let entry = entries
             .iter()
-            .find(|c| c.name == name)
-            .ok_or_else(|| anyhow!("{}: client {name} is not in scenario {}", file.display(), scenario.name))?;
-        let table = entry["tables"][0]["ops"]
-            .as_array()
-            .ok_or_else(|| anyhow!("{}: client {name}: no tables[0].ops", file.display()))?;
+            .find(|e| e["client"].as_str() == Some(c.name.as_str()))
+            .ok_or_else(|| anyhow!("{at}: client {} of scenario {} is not listed", c.name, scenario.name))?;
+        let name = &c.name;
+        let table =
+            entry["tables"][0]["ops"].as_array().ok_or_else(|| anyhow!("{at}: client {name}: no tables[0].ops"))?;
         if table.len() != c.trace.ops.len() {
-            bail!("{}: client {name}: {} ops listed, the trace has {}", file.display(), table.len(), c.trace.ops.len());
+            bail!("{at}: client {name}: {} ops listed, the trace has {}", table.len(), c.trace.ops.len());
         }
         for (i, (op, rec)) in table.iter().zip(&c.trace.ops).enumerate() {
-            let Some(target) = op.get("target_ns").and_then(Value::as_u64) else { continue };
-            if target != rec.duration_ns || op["name"].as_str() != Some(rec.name.as_str()) {
+            let target = op.get("target_ns").and_then(Value::as_u64);
+            let listed = op.get("name").and_then(Value::as_str);
+            let (Some(target), Some(listed)) = (target, listed) else {
+                bail!("{at}: client {name}, op {i}: no `name` or `target_ns`");
+            };
+            if target != rec.duration_ns || listed != rec.name {
                 bail!(
-                    "{}: client {name}, op {i}: the real run replayed `{}` for {target} ns, the simulator's trace has \
-                     `{}` for {} ns",
-                    file.display(),
-                    op["name"].as_str().unwrap_or("?"),
+                    "{at}: client {name}, op {i}: the real run replayed `{listed}` for {target} ns, the simulator's \
+                     trace has `{}` for {} ns",
                     rec.name,
                     rec.duration_ns
                 );
             }
             checked += 1;
         }
+    }
+    if checked == 0 {
+        bail!("{at}: no op to check");
     }
     Ok(checked)
 }
@@ -283,8 +288,15 @@ pub fn pair_metrics(real: &Report, sim: &Report) -> Vec<MetricPair> {
         .iter()
         .filter_map(|&k| {
             let (r, s) = (*a.get(k)?, *b.get(k)?);
-            let error = if k == "hp_p95_overhead" { s - r } else { s / r - 1.0 };
-            error.is_finite().then(|| MetricPair { metric: k.into(), real: r, sim: s, error })
+            let error = if k == "hp_p95_overhead" {
+                s - r
+            } else if r == 0.0 {
+                // A starved client on the GPU: any simulated value but 0 is an unbounded error.
+                if s == 0.0 { 0.0 } else { f64::INFINITY }
+            } else {
+                s / r - 1.0
+            };
+            Some(MetricPair { metric: k.into(), real: r, sim: s, error })
         })
         .collect()
 }
@@ -341,13 +353,31 @@ pub fn compare_folder(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Comp
         let trace_dir = Some(dir.join("traces")).filter(|t| t.is_dir());
         let scenario = scenario_of(real, &device, &device_source, trace_dir.as_deref())
             .with_context(|| format!("{}", path.display()))?;
+        if real.engine.get("interrupted").and_then(Value::as_bool) == Some(true) {
+            bail!("{}: engine.interrupted is true: the real run did not finish", path.display());
+        }
+        if real.device.name != device.name {
+            bail!(
+                "{}: device.name is `{}`, the simulation's device is `{}` ({device_source})",
+                path.display(),
+                real.device.name,
+                device.name
+            );
+        }
         if !checked_lists.contains(&real.scenario) {
-            for ext in ["json", "json.gz"] {
-                let list = dir.join(format!("{}-kernels.{ext}", real.scenario));
-                if list.exists() {
-                    check_kernel_list(&scenario, &read_json(&list)?, &list)?;
-                }
-            }
+            let list = ["json", "json.gz"]
+                .iter()
+                .map(|ext| dir.join(format!("{}-kernels.{ext}", real.scenario)))
+                .find(|p| p.exists())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "{}: no {}-kernels.json[.gz] (orion-real replay --kernels-out): cannot check that the simulator \
+                         runs the traces the GPU replayed",
+                        dir.display(),
+                        real.scenario
+                    )
+                })?;
+            check_kernel_list(&scenario, &read_json(&list)?, &list)?;
             checked_lists.push(real.scenario.clone());
         }
         progress(&format!("{}/{}", real.scenario, real.policy.name));

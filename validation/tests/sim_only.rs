@@ -46,12 +46,64 @@ fn a_trace_other_than_the_replayed_one_is_refused() {
             .unwrap();
     let sc = scenario_of(&report, &device, &source, None).unwrap();
     let name = &sc.clients[0].trace.ops[1].name;
-    let list = serde_json::json!({"clients": [{"client": sc.clients[0].name, "tables": [{"ops":
-        sc.clients[0].trace.ops.iter().enumerate().map(|(i, o)| serde_json::json!({
-            "name": o.name, "target_ns": if i == 1 { o.duration_ns + 1 } else { o.duration_ns }})).collect::<Vec<_>>()
-    }]}]});
-    let e = orion_validation::check_kernel_list(&sc, &list, Path::new("k.json")).unwrap_err().to_string();
+    let list = |changed: Option<usize>| {
+        let clients: Vec<serde_json::Value> = sc
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(ci, c)| {
+                let ops: Vec<serde_json::Value> = c
+                    .trace
+                    .ops
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        let bump = u64::from(ci == 0 && Some(i) == changed);
+                        serde_json::json!({"name": o.name, "target_ns": o.duration_ns + bump})
+                    })
+                    .collect();
+                serde_json::json!({"client": c.name, "tables": [{"ops": ops}]})
+            })
+            .collect();
+        serde_json::json!({ "clients": clients })
+    };
+    let n = orion_validation::check_kernel_list(&sc, &list(None), Path::new("k.json")).unwrap();
+    assert_eq!(n, sc.clients.iter().map(|c| c.trace.ops.len()).sum::<usize>());
+    let e = orion_validation::check_kernel_list(&sc, &list(Some(1)), Path::new("k.json")).unwrap_err().to_string();
     assert!(e.contains("op 1") && e.contains(name.as_str()), "{e}");
+    // A client missing from the list, an op without its target: refused.
+    let mut partial = list(None);
+    partial["clients"].as_array_mut().unwrap().pop();
+    let e = orion_validation::check_kernel_list(&sc, &partial, Path::new("k.json")).unwrap_err().to_string();
+    assert!(e.contains("is not listed"), "{e}");
+    let mut no_target = list(None);
+    no_target["clients"][0]["tables"][0]["ops"][3].as_object_mut().unwrap().remove("target_ns");
+    let e = orion_validation::check_kernel_list(&sc, &no_target, Path::new("k.json")).unwrap_err().to_string();
+    assert!(e.contains("op 3") && e.contains("target_ns"), "{e}");
+}
+
+#[test]
+fn incomplete_folders_and_interrupted_runs_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["resnet50_bert-orion.json", "device.json"] {
+        std::fs::copy(Path::new(RESULTS).join(f), dir.path().join(f)).unwrap();
+    }
+    // No kernel list: nothing proves the traces are the replayed ones.
+    let e = format!("{:#}", compare_folder(dir.path(), &mut |_| {}).unwrap_err());
+    assert!(e.contains("resnet50_bert-kernels.json"), "{e}");
+    std::fs::copy(
+        Path::new(RESULTS).join("resnet50_bert-kernels.json.gz"),
+        dir.path().join("resnet50_bert-kernels.json.gz"),
+    )
+    .unwrap();
+    assert_eq!(compare_folder(dir.path(), &mut |_| {}).unwrap().cells.len(), 1);
+    // An interrupted run.
+    let path = dir.path().join("resnet50_bert-orion.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["engine"]["interrupted"] = serde_json::json!(true);
+    std::fs::write(&path, v.to_string()).unwrap();
+    let e = format!("{:#}", compare_folder(dir.path(), &mut |_| {}).unwrap_err());
+    assert!(e.contains("resnet50_bert-orion.json") && e.contains("interrupted"), "{e}");
 }
 
 #[test]
