@@ -64,15 +64,15 @@ pub struct SweepArgs {
     /// Mode of a single-model or trace-file workload: inference or training.
     #[arg(long, value_parser = parse_mode)]
     mode: Option<WorkKind>,
-    /// Device preset (v100, a100, h100).
-    #[arg(long, default_value = "h100", conflicts_with = "device_file")]
-    device: String,
+    /// Device preset (v100, a100, h100) [default: the scenario file's, else h100].
+    #[arg(long, conflicts_with = "device_file")]
+    device: Option<String>,
     /// Device description file.
     #[arg(long)]
     device_file: Option<PathBuf>,
-    /// Seed of every random choice (the same for every point).
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Seed of every random choice, the same for every point [default: the scenario file's, else 1].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Simulated time per point.
     #[arg(long, default_value = "10s", conflicts_with = "requests")]
     duration: String,

@@ -26,15 +26,15 @@ pub struct ScenarioArgs {
     /// Mode of a single-model or trace-file workload: inference or training.
     #[arg(long, value_parser = parse_mode)]
     pub mode: Option<WorkKind>,
-    /// Device preset (v100, a100, h100).
-    #[arg(long, default_value = "h100", conflicts_with = "device_file")]
-    pub device: String,
+    /// Device preset (v100, a100, h100) [default: the scenario file's, else h100].
+    #[arg(long, conflicts_with = "device_file")]
+    pub device: Option<String>,
     /// Device description file (JSON, see traces/devices/).
     #[arg(long)]
     pub device_file: Option<PathBuf>,
-    /// Seed of every random choice.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Seed of every random choice [default: the scenario file's, else 1].
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Length of the run (simulated time, or wall time on the GPU), e.g. 30s, 2min (default: the
     /// scenario file's, else 20s, unless --requests is given).
     #[arg(long, conflicts_with = "requests")]
@@ -46,10 +46,10 @@ pub struct ScenarioArgs {
     #[arg(long)]
     pub warmup: Option<u32>,
     /// HP arrival rate in requests/s (overrides the workload's).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "inter_arrivals")]
     pub hp_rate: Option<f64>,
     /// HP arrivals at constant intervals instead of Poisson.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "inter_arrivals")]
     pub uniform: bool,
     /// HP inter-arrival times from a file (seconds, one per line, or a JSON list).
     #[arg(long)]
@@ -74,17 +74,24 @@ impl ScenarioArgs {
     /// command line states them explicitly (device, seed, warm-up, length, HP arrivals);
     /// without a file, the built-in workload `--trace` (default `resnet50_bert`).
     pub fn scenario(&self) -> Result<Scenario> {
-        let (device, device_source) = load_device(&self.device, self.device_file.as_deref())?;
+        let preset = self.device.as_deref().unwrap_or("h100");
+        let (device, device_source) = load_device(preset, self.device_file.as_deref())?;
+        let explicit_device = self.device.is_some() || self.device_file.is_some();
         let mut scenario = if let Some(path) = &self.config {
-            let opts =
-                LoadOptions { device, device_source, seed: self.seed, warmup: self.warmup.unwrap_or(DEFAULT_WARMUP) };
+            let opts = LoadOptions {
+                device,
+                device_source,
+                seed: self.seed.unwrap_or(1),
+                warmup: self.warmup.unwrap_or(DEFAULT_WARMUP),
+            };
             let mut s = load_scenario(path, &opts).with_context(|| format!("loading {}", path.display()))?;
-            if self.device_file.is_some() || self.device != "h100" {
+            // What the command line states explicitly wins over the file.
+            if explicit_device {
                 s.device = opts.device;
                 s.device_source = opts.device_source;
             }
-            if self.seed != 1 {
-                s.seed = self.seed;
+            if let Some(seed) = self.seed {
+                s.seed = seed;
             }
             if let Some(w) = self.warmup {
                 s.warmup = w;
@@ -98,7 +105,7 @@ impl ScenarioArgs {
                 clients,
                 device,
                 device_source,
-                seed: self.seed,
+                seed: self.seed.unwrap_or(1),
                 stop: Stop::DEFAULT,
                 warmup: self.warmup.unwrap_or(DEFAULT_WARMUP),
                 policy: None,
@@ -120,9 +127,17 @@ impl ScenarioArgs {
         let hp_arrival = if let Some(path) = &self.inter_arrivals {
             Some(ArrivalProcess::Trace { inter_arrival_s: read_inter_arrivals(path)? })
         } else {
-            let rate = self.hp_rate.or_else(|| {
-                scenario.hp_client().and_then(|h| scenario.clients[h].arrival.mean_rate()).filter(|_| self.uniform)
-            });
+            let rate = match self.hp_rate {
+                Some(r) => Some(r),
+                None if self.uniform => {
+                    let h = scenario.hp_client();
+                    let rate = h.and_then(|h| scenario.clients[h].arrival.mean_rate());
+                    Some(rate.ok_or_else(|| {
+                        anyhow!("--uniform: the HP's arrivals have no rate to space evenly (give --hp-rate)")
+                    })?)
+                }
+                None => None,
+            };
             rate.map(
                 |rate| if self.uniform { ArrivalProcess::Uniform { rate } } else { ArrivalProcess::Poisson { rate } },
             )
@@ -136,5 +151,69 @@ impl ScenarioArgs {
             scenario.clients[h].arrival = arrival;
         }
         Ok(scenario)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        s: ScenarioArgs,
+    }
+
+    fn args(a: &[&str]) -> Result<ScenarioArgs, clap::Error> {
+        Cmd::try_parse_from(std::iter::once("t").chain(a.iter().copied())).map(|c| c.s)
+    }
+
+    fn file() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        std::fs::write(
+            &path,
+            r#"{"device": "v100", "seed": 42, "clients": [
+                {"name": "hp", "role": "hp", "model": "resnet50", "mode": "inference",
+                 "arrival": {"type": "trace", "inter_arrival_s": [0.01, 0.02]}}]}"#,
+        )
+        .unwrap();
+        let p = path.to_string_lossy().into_owned();
+        (dir, p)
+    }
+
+    #[test]
+    fn the_file_holds_unless_the_command_line_says_otherwise_even_with_default_values() {
+        let (_d, f) = file();
+        let s = args(&[&f]).unwrap().scenario().unwrap();
+        assert_eq!((s.seed, s.device.name.as_str()), (42, "v100"));
+        // `--seed 1` and `--device h100` are the defaults, and explicit: they win.
+        let s = args(&[&f, "--seed", "1", "--device", "h100"]).unwrap().scenario().unwrap();
+        assert_eq!((s.seed, s.device.name.as_str(), s.device_source.as_str()), (1, "h100", "builtin:h100"));
+        // Without a file: the defaults.
+        let s = args(&["--trace", "resnet50_bert"]).unwrap().scenario().unwrap();
+        assert_eq!((s.seed, s.device.name.as_str()), (1, "h100"));
+    }
+
+    #[test]
+    fn arrival_options_that_cannot_apply_are_refused() {
+        let (_d, f) = file();
+        // Inter-arrival times from the file: --uniform spaces their mean rate evenly.
+        let s = args(&[&f, "--uniform"]).unwrap().scenario().unwrap();
+        assert!(matches!(s.clients[0].arrival, ArrivalProcess::Uniform { rate } if (rate - 1.0 / 0.015).abs() < 1e-9));
+        let s = args(&[&f, "--uniform", "--hp-rate", "20"]).unwrap().scenario().unwrap();
+        assert_eq!(s.clients[0].arrival, ArrivalProcess::Uniform { rate: 20.0 });
+        // A training HP runs closed loop: no rate to space.
+        let dir = tempfile::tempdir().unwrap();
+        let train = dir.path().join("t.json");
+        std::fs::write(&train, r#"{"clients": [{"role": "hp", "model": "resnet50", "mode": "training"}]}"#).unwrap();
+        match args(&[train.to_str().unwrap(), "--uniform"]).unwrap().scenario() {
+            Ok(_) => panic!("--uniform on a closed-loop HP was accepted"),
+            Err(e) => assert!(e.to_string().contains("--uniform"), "{e}"),
+        }
+        // Inter-arrival times and a rate contradict each other.
+        assert!(args(&["--inter-arrivals", "x.txt", "--hp-rate", "5"]).is_err());
+        assert!(args(&["--inter-arrivals", "x.txt", "--uniform"]).is_err());
     }
 }
