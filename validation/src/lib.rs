@@ -412,7 +412,14 @@ pub fn compare_folder(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Comp
     if let Some(name) = first.engine.get("gpu").and_then(|g| g.get("name").or(Some(g))).filter(|n| n.is_string()) {
         real_meta.insert("gpu".into(), name.clone());
     }
-    real_meta.insert("duration_s".into(), serde_json::json!(first.duration_s));
+    let mut durations: Vec<f64> = Vec::new();
+    for (_, r) in &reports {
+        if !durations.contains(&r.duration_s) {
+            durations.push(r.duration_s);
+        }
+    }
+    let durations: Vec<String> = durations.iter().map(|d| format!("{d}")).collect();
+    real_meta.insert("duration_s".into(), serde_json::json!(durations.join(" / ")));
     let summary = summarise(&cells);
     Ok(Comparison {
         tool: format!("orion-rs {}", env!("CARGO_PKG_VERSION")),
@@ -456,7 +463,7 @@ impl Comparison {
             self.real.get("gpu").and_then(Value::as_str).unwrap_or("?"),
             self.real.get("commit").and_then(Value::as_str).unwrap_or("?"),
             self.real.get("date").and_then(Value::as_str).unwrap_or("?"),
-            self.real.get("duration_s").map_or_else(|| "?".into(), |v| v.to_string()),
+            self.real.get("duration_s").and_then(Value::as_str).unwrap_or("?"),
             self.tool,
             self.device,
             self.device_source,
@@ -505,7 +512,27 @@ impl Comparison {
             }
             s.push('\n');
         }
+        let diffs = self.parameter_differences();
+        if !diffs.is_empty() {
+            s.push_str(
+                "\nPolicy parameters as each side resolved them, where they differ (each derives its defaults from \
+                        its own measurements):\n\n",
+            );
+            for d in diffs {
+                s.push_str(&format!("* {d}\n"));
+            }
+        }
         s
+    }
+
+    /// The cells whose policy parameters, as each backend resolved them, differ (e.g. Orion's
+    /// `dur_threshold`, derived from each side's own HP standalone latency).
+    pub fn parameter_differences(&self) -> Vec<String> {
+        self.cells
+            .iter()
+            .filter(|c| c.sim_params != c.real_params)
+            .map(|c| format!("{}/{}: real {} / simulated {}", c.scenario, c.policy, c.real_params, c.sim_params))
+            .collect()
     }
 
     /// The scatter figure: HP p95 latency and BE throughput, simulated against measured.
