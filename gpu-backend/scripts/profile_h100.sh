@@ -14,6 +14,9 @@
 # Usage (repository root of the GPU machine; .carry/orion-profile built here by
 #   cargo build --release -p orion-gpu --bin orion-profile && cp target/release/orion-profile .carry/):
 #   gpu-backend/scripts/profile_h100.sh OUT [DEADLINE_S (default 540)] [CONFIGS]
+# NCU_ARGS adds orion-profile options to the ncu phase, e.g. NCU_ARGS=--ncu-every-launch to
+# profile every launch instead of one per launch configuration (ncu's per-launch-config filter
+# merges launches that orion-profile tells apart, leaving their classes unknown).
 set -u
 OUT=${1:?usage: profile_h100.sh OUT [DEADLINE_S] [CONFIGS]}
 DEADLINE=${2:-540}
@@ -66,8 +69,8 @@ say "phase 4: ncu"
 for c in $CONFIGS; do
   m=${c%%:*}; mode=${c##*:}; t=$(left)
   [ "$t" -gt 25 ] || { say "deadline: no ncu for $c"; continue; }
-  # shellcheck disable=SC2046
-  timeout "$((t - 10))" "$PROF" --model "$m" --mode "$mode" $(args_of "$mode") --reuse-capture \
+  # shellcheck disable=SC2046,SC2086
+  timeout "$((t - 10))" "$PROF" --model "$m" --mode "$mode" $(args_of "$mode") --reuse-capture ${NCU_ARGS:-} \
     --work-dir "$W/work/$m-$mode" --out-dir "$W/traces" 2>&1 | grep -v 'kernels profiled' | tail -n 5
 done
 pack
