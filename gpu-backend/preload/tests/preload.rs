@@ -195,6 +195,34 @@ fn one_line_and_pass_through(env: &[(&str, &str)], needle: &str) -> TestResult {
     Ok(())
 }
 
+/// A config file written to a temporary folder: its path.
+fn config_file(name: &str, text: &str) -> Result<String, Failed> {
+    let dir = std::env::temp_dir().join(format!("orion-preload-configs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(fail)?;
+    let path = dir.join(name);
+    std::fs::write(&path, text).map_err(fail)?;
+    Ok(path.to_string_lossy().into_owned())
+}
+
+/// A config whose client names a profile (trace) file that does not exist.
+fn missing_profile_file() -> TestResult {
+    let missing = "/nonexistent/profiles/resnet50-inference-b4.csv";
+    let cfg = config_file(
+        "missing-profile.json",
+        &format!(
+            r#"{{"policy": "streams", "device": {{"name": "H100", "sm_count": 132}},
+               "clients": [{{"name": "a", "role": "hp", "kind": "inference", "trace": "{missing}"}}]}}"#
+        ),
+    )?;
+    one_line_and_pass_through(&[("ORION_PRELOAD_CONFIG", &cfg)], missing)
+}
+
+/// A config file that is not JSON.
+fn malformed_config() -> TestResult {
+    let cfg = config_file("malformed.json", "{\"policy\": \"streams\", \"clients\": [")?;
+    one_line_and_pass_through(&[("ORION_PRELOAD_CONFIG", &cfg)], "malformed.json")
+}
+
 fn gpu_available() -> Result<(), String> {
     if !Path::new("/dev/nvidia0").exists() && !Path::new("/dev/nvidiactl").exists() {
         return Err("no /dev/nvidia0".into());
@@ -239,6 +267,8 @@ fn main() {
         ("missing_config_logs_one_line_and_passes_through", || {
             one_line_and_pass_through(&[("ORION_PRELOAD_CONFIG", "/nonexistent/orion.json")], "/nonexistent/orion.json")
         }),
+        ("missing_profile_file_logs_one_line_and_passes_through", missing_profile_file),
+        ("malformed_config_logs_one_line_and_passes_through", malformed_config),
         ("panic_at_start_logs_one_line_and_passes_through", || {
             one_line_and_pass_through(&[("ORION_PRELOAD_FAULT", "panic-init")], "internal panic while starting")
         }),
