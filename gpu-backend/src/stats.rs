@@ -5,13 +5,7 @@ use serde::Serialize;
 
 /// Median of samples (mean of the two middle ones for an even count); 0 when empty.
 pub fn median(values: &[f64]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    orion_policies::report::median(values).unwrap_or(0.0)
 }
 
 /// Nearest-rank percentile of samples; 0 when empty.

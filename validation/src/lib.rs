@@ -301,18 +301,6 @@ pub fn pair_metrics(real: &Report, sim: &Report) -> Vec<MetricPair> {
         .collect()
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// Per-metric error statistics of the cells.
 pub fn summarise(cells: &[Cell]) -> Vec<MetricSummary> {
     METRICS
@@ -327,12 +315,12 @@ pub fn summarise(cells: &[Cell]) -> Vec<MetricSummary> {
                         .map(|m| (m.error.abs(), format!("{}/{}", c.scenario, c.policy)))
                 })
                 .collect();
-            let mut abs: Vec<f64> = errs.iter().map(|e| e.0).collect();
+            let abs: Vec<f64> = errs.iter().map(|e| e.0).collect();
             let worst = errs.iter().max_by(|a, b| a.0.total_cmp(&b.0));
             MetricSummary {
                 metric: k.into(),
                 cells: errs.len(),
-                median_abs: median(&mut abs),
+                median_abs: orion_policies::report::median(&abs).unwrap_or(f64::NAN),
                 worst_abs: worst.map_or(f64::NAN, |w| w.0),
                 worst_cell: worst.map_or_else(String::new, |w| w.1.clone()),
             }

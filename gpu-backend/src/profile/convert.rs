@@ -27,6 +27,7 @@
 
 use super::kineto::{Step, StepItem, StepItemKind};
 use super::ncu::NcuKernel;
+use crate::stats::median;
 use orion_traces::occupancy::{occupancy, sm_needed};
 use orion_traces::{DeviceSpec, KernelClass, OpKind, OpRecord, Trace, TraceMeta, TraceSource, WorkKind};
 use std::collections::{BTreeMap, HashMap};
@@ -157,15 +158,6 @@ fn timed(step: &Step) -> (Vec<Timed<'_>>, usize) {
         }
     }
     (out, inserted)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
 }
 
 /// The short name used to match a captured kernel to an ncu row: the last identifier before
@@ -324,14 +316,14 @@ pub fn build_trace(
     let mut gaps = vec![0.0; n_ops];
     let mut durs = vec![0.0; n_ops];
     for i in 0..n_ops {
-        let mut g: Vec<f64> = kept.iter().map(|(t, _)| t[i].gap_ns).collect();
-        let mut d: Vec<f64> = kept.iter().map(|(t, _)| t[i].dur_ns).collect();
-        gaps[i] = median(&mut g);
-        durs[i] = median(&mut d);
+        let g: Vec<f64> = kept.iter().map(|(t, _)| t[i].gap_ns).collect();
+        let d: Vec<f64> = kept.iter().map(|(t, _)| t[i].dur_ns).collect();
+        gaps[i] = median(&g);
+        durs[i] = median(&d);
     }
-    let mut kernel_sums: Vec<f64> =
+    let kernel_sums: Vec<f64> =
         kept.iter().map(|(t, _)| t.iter().filter(|o| o.kind == OpKind::Kernel).map(|o| o.dur_ns).sum()).collect();
-    let mut gpu_sums: Vec<f64> =
+    let gpu_sums: Vec<f64> =
         kept.iter().map(|(t, _)| t.iter().filter(|o| o.kind.uses_gpu()).map(|o| o.dur_ns).sum()).collect();
 
     let gap_sum: f64 = gaps.iter().sum();
@@ -339,10 +331,10 @@ pub fn build_trace(
         HostGapScale::None => 1.0,
         HostGapScale::Factor(f) => f,
         HostGapScale::Auto => {
-            let mut walls = opts.profiled_step_wall_ms.clone();
+            let walls = &opts.profiled_step_wall_ms;
             match opts.unprofiled_latency_ms {
                 Some(unprof) if !walls.is_empty() && gap_sum > 0.0 => {
-                    let prof = median(&mut walls);
+                    let prof = median(walls);
                     (1.0 - (prof - unprof) * 1e6 / gap_sum).clamp(0.3, 1.0)
                 }
                 _ => 1.0,
@@ -417,8 +409,8 @@ pub fn build_trace(
         steps_kept: kept.len(),
         inserted_syncs: kept[0].1,
         host_gap_scale: scale,
-        kernel_time_ns: median(&mut kernel_sums),
-        gpu_time_ns: median(&mut gpu_sums),
+        kernel_time_ns: median(&kernel_sums),
+        gpu_time_ns: median(&gpu_sums),
         ..Default::default()
     };
     let mut k_index = 0;
@@ -492,8 +484,7 @@ pub fn build_trace(
         extra.insert("unprofiled_latency_ms".into(), format!("{l:.4}"));
     }
     if !opts.profiled_step_wall_ms.is_empty() {
-        let mut w = opts.profiled_step_wall_ms.clone();
-        extra.insert("profiled_step_wall_ms".into(), format!("{:.4}", median(&mut w)));
+        extra.insert("profiled_step_wall_ms".into(), format!("{:.4}", median(&opts.profiled_step_wall_ms)));
     }
     extra.insert(
         "ncu".into(),

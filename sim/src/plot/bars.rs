@@ -1,7 +1,7 @@
 //! Grouped bar charts in the style of the paper's Figures 7 and 10: one group per BE job, one
 //! bar per policy, one panel per HP model.
 
-use super::{FAMILY, Figure, Mark, OrPlot, Provenance, frame, headroom, policy_color, tick};
+use super::{FAMILY, Figure, Mark, OrPlot, Provenance, distinct, frame, headroom, policy_color, tick};
 use crate::experiment::ExperimentReport;
 use anyhow::Result;
 use plotters::coord::Shift;
@@ -65,13 +65,7 @@ pub struct ThroughputBars {
 }
 
 fn order_of<'a>(items: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for i in items {
-        if !out.iter().any(|o| o == i) {
-            out.push(i.to_string());
-        }
-    }
-    out
+    distinct(items).into_iter().map(str::to_string).collect()
 }
 
 impl LatencyBars {
