@@ -5,8 +5,7 @@
 use orion_policies::{ParamMap, registry};
 use orion_sim::experiment::{Experiment, ExperimentOptions, run_experiment};
 use orion_sim::{IdealReference, run};
-use orion_traces::builtin::workload_clients;
-use orion_traces::scenario::DEFAULT_WARMUP;
+use orion_traces::builtin::{workload_clients, workload_scenario};
 use orion_traces::{BuiltinTraces, DeviceSpec, Scenario, Stop};
 
 /// The H100 preset pinned to the analytic traces, so that these snapshots keep pinning the
@@ -18,18 +17,9 @@ fn analytic_h100() -> DeviceSpec {
 }
 
 fn scenario(pair: &str) -> Scenario {
-    let device = analytic_h100();
-    Scenario {
-        name: pair.into(),
-        clients: workload_clients(pair, None, &device).unwrap(),
-        device,
-        device_source: "builtin:h100".into(),
-        seed: 1,
-        stop: Stop { duration_ns: Some(5_000_000_000), requests: None },
-        warmup: DEFAULT_WARMUP,
-        policy: None,
-        policy_params: ParamMap::new(),
-    }
+    let mut s = workload_scenario(pair, None, analytic_h100(), "builtin:h100".into()).unwrap();
+    s.stop = Stop { duration_ns: Some(5_000_000_000), requests: None };
+    s
 }
 
 #[test]

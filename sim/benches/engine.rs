@@ -6,26 +6,16 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use orion_policies::ParamMap;
 use orion_sim::{IdealReference, run};
-use orion_traces::builtin::workload_clients;
-use orion_traces::scenario::DEFAULT_WARMUP;
+use orion_traces::builtin::workload_scenario;
 use orion_traces::{DeviceSpec, Scenario, Stop};
 use std::time::Instant;
 
 const SIMULATED_S: u64 = 10;
 
 fn scenario(pair: &str) -> Scenario {
-    let device = DeviceSpec::preset("h100").unwrap();
-    Scenario {
-        name: pair.into(),
-        clients: workload_clients(pair, None, &device).unwrap(),
-        device,
-        device_source: "builtin:h100".into(),
-        seed: 1,
-        stop: Stop { duration_ns: Some(SIMULATED_S * 1_000_000_000), requests: None },
-        warmup: DEFAULT_WARMUP,
-        policy: None,
-        policy_params: ParamMap::new(),
-    }
+    let mut s = workload_scenario(pair, None, DeviceSpec::preset("h100").unwrap(), "builtin:h100".into()).unwrap();
+    s.stop = Stop { duration_ns: Some(SIMULATED_S * 1_000_000_000), requests: None };
+    s
 }
 
 fn bench(c: &mut Criterion) {

@@ -9,24 +9,14 @@ use orion_sim::gpu::UtilizationWindow;
 use orion_sim::plot::{self, Figure, LatencyBars, LatencyCdf, ThroughputBars, UtilizationTimeline};
 use orion_sim::run::{IdealReference, run_with};
 use orion_sim::sweep::{SweepSpec, parse_param_axis, run_sweep};
-use orion_traces::builtin::workload_clients;
-use orion_traces::scenario::DEFAULT_WARMUP;
+use orion_traces::builtin::workload_scenario;
 use orion_traces::{DeviceSpec, Model, Scenario, Stop};
 use std::path::Path;
 
 fn scenario(pair: &str, seconds: u64) -> Scenario {
-    let device = DeviceSpec::preset("h100").unwrap();
-    Scenario {
-        name: pair.into(),
-        clients: workload_clients(pair, None, &device).unwrap(),
-        device,
-        device_source: "builtin:h100".into(),
-        seed: 1,
-        stop: Stop { duration_ns: Some(seconds * 1_000_000_000), requests: None },
-        warmup: DEFAULT_WARMUP,
-        policy: None,
-        policy_params: ParamMap::new(),
-    }
+    let mut s = workload_scenario(pair, None, DeviceSpec::preset("h100").unwrap(), "builtin:h100".into()).unwrap();
+    s.stop = Stop { duration_ns: Some(seconds * 1_000_000_000), requests: None };
+    s
 }
 
 /// Decodes a PNG: (width, height, RGBA pixels).

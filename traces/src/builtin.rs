@@ -5,7 +5,7 @@ use crate::arrival::ArrivalProcess;
 use crate::device::{BuiltinTraces, DeviceSpec};
 use crate::error::{Location, Result, TraceError};
 use crate::format::{read_trace, read_trace_str};
-use crate::scenario::ClientSpec;
+use crate::scenario::{ClientSpec, DEFAULT_WARMUP, Scenario, Stop};
 use crate::trace::Trace;
 use crate::workload::{Model, Pair, Role, WorkKind};
 use std::path::Path;
@@ -144,6 +144,29 @@ pub fn pair_clients(pair: Pair, device: &DeviceSpec) -> Vec<ClientSpec> {
         inference_client(pair.hp, Role::Hp, ArrivalProcess::Poisson { rate: pair.hp.default_hp_rate() }, device),
         training_client(pair.be, Role::Be, device),
     ]
+}
+
+/// A workload ([`workload_clients`]) as a whole scenario on `device`: named after the workload
+/// (a trace file by its stem), seed 1, [`Stop::DEFAULT`], the default warm-up, no policy.
+/// Callers change what they state otherwise.
+pub fn workload_scenario(
+    name: &str,
+    mode: Option<WorkKind>,
+    device: DeviceSpec,
+    device_source: String,
+) -> Result<Scenario> {
+    let clients = workload_clients(name, mode, &device)?;
+    Ok(Scenario {
+        name: Path::new(name).file_stem().map_or(name.to_string(), |s| s.to_string_lossy().into_owned()),
+        clients,
+        device,
+        device_source,
+        seed: 1,
+        stop: Stop::DEFAULT,
+        warmup: DEFAULT_WARMUP,
+        policy: None,
+        policy_params: Default::default(),
+    })
 }
 
 /// The clients a workload name stands for:

@@ -4,7 +4,7 @@
 //! same way.
 
 use crate::arrival::read_inter_arrivals;
-use crate::builtin::workload_clients;
+use crate::builtin::workload_scenario;
 use crate::config::{LoadOptions, load_scenario};
 use crate::scenario::DEFAULT_WARMUP;
 use crate::units::parse_duration_ns;
@@ -99,18 +99,10 @@ impl ScenarioArgs {
             s
         } else {
             let name = self.trace.as_deref().unwrap_or("resnet50_bert");
-            let clients = workload_clients(name, self.mode, &device)?;
-            Scenario {
-                name: Path::new(name).file_stem().map_or(name.to_string(), |s| s.to_string_lossy().into_owned()),
-                clients,
-                device,
-                device_source,
-                seed: self.seed.unwrap_or(1),
-                stop: Stop::DEFAULT,
-                warmup: self.warmup.unwrap_or(DEFAULT_WARMUP),
-                policy: None,
-                policy_params: Default::default(),
-            }
+            let mut s = workload_scenario(name, self.mode, device, device_source)?;
+            s.seed = self.seed.unwrap_or(s.seed);
+            s.warmup = self.warmup.unwrap_or(s.warmup);
+            s
         };
         if let Some(d) = &self.duration {
             let ns = parse_duration_ns(d, "s").map_err(|e| anyhow!("--duration: {e}"))?;

@@ -18,7 +18,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use orion_policies::{ParamMap, Report};
 use orion_sim::plot::{Provenance, ScatterPanel, ScatterPoint, SimVsReal};
 use orion_sim::run::{IdealReference, run};
-use orion_traces::builtin::workload_clients;
+use orion_traces::builtin::workload_scenario;
 use orion_traces::format::read_trace;
 use orion_traces::{DeviceSpec, Role, Scenario, Stop};
 use serde::Serialize;
@@ -167,8 +167,9 @@ pub fn scenario_of(
     device_source: &str,
     traces: Option<&Path>,
 ) -> Result<Scenario> {
-    let mut clients = workload_clients(&report.scenario, None, device)
+    let mut scenario = workload_scenario(&report.scenario, None, device.clone(), device_source.to_string())
         .with_context(|| format!("scenario {}: not a built-in workload", report.scenario))?;
+    let clients = &mut scenario.clients;
     // The traces the real run wrote (`orion-real replay --traces-out`) replace the built-in ones.
     if let Some(dir) = traces {
         for (c, r) in clients.iter_mut().zip(&report.clients) {
@@ -206,17 +207,11 @@ pub fn scenario_of(
         bail!("scenario {}: the report's duration_s is {}, not a positive length", report.scenario, report.duration_s);
     }
     let duration_ns = (report.duration_s * 1e9).round() as u64;
-    Ok(Scenario {
-        name: report.scenario.clone(),
-        clients,
-        device: device.clone(),
-        device_source: device_source.to_string(),
-        seed: report.seed,
-        stop: Stop { duration_ns: Some(duration_ns), requests: None },
-        warmup: report.warmup,
-        policy: None,
-        policy_params: ParamMap::new(),
-    })
+    scenario.name = report.scenario.clone();
+    scenario.seed = report.seed;
+    scenario.stop = Stop { duration_ns: Some(duration_ns), requests: None };
+    scenario.warmup = report.warmup;
+    Ok(scenario)
 }
 
 /// Checks a replay's kernel list (`orion-rs-kernels/1`) against the scenario's traces: every
