@@ -332,6 +332,7 @@ pub fn compare_folder(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Comp
     let mut seeds = Vec::new();
     let mut traces: Vec<(String, String)> = Vec::new();
     let mut checked_lists: Vec<String> = Vec::new();
+    let mut ideals: BTreeMap<String, Report> = BTreeMap::new();
     for (path, real) in &reports {
         let trace_dir = Some(dir.join("traces")).filter(|t| t.is_dir());
         let scenario = scenario_of(real, &device, &device_source, trace_dir.as_deref())
@@ -364,9 +365,22 @@ pub fn compare_folder(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Comp
             checked_lists.push(real.scenario.clone());
         }
         progress(&format!("{}/{}", real.scenario, real.policy.name));
-        let sim = run(&scenario, &real.policy.name, &ParamMap::new(), IdealReference::Simulate)
-            .with_context(|| format!("simulating {} under {}", real.scenario, real.policy.name))?
-            .report;
+        let simulate = |policy: &str, reference: IdealReference<'_>| {
+            run(&scenario, policy, &ParamMap::new(), reference)
+                .with_context(|| format!("simulating {} under {policy}", real.scenario))
+                .map(|r| r.report)
+        };
+        // The scenario's ideal reference is simulated once and shared by its policies' cells (as
+        // experiments do); it is also the `ideal` cell's report.
+        if !ideals.contains_key(&real.scenario) {
+            ideals.insert(real.scenario.clone(), simulate("ideal", IdealReference::Simulate)?);
+        }
+        let ideal = &ideals[&real.scenario];
+        let sim = if real.policy.name == "ideal" {
+            ideal.clone()
+        } else {
+            simulate(&real.policy.name, IdealReference::Given(ideal))?
+        };
         if !seeds.contains(&real.seed) {
             seeds.push(real.seed);
         }
