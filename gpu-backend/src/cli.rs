@@ -5,6 +5,7 @@ use crate::calibrate::Calibrator;
 use crate::cuda::Gpu;
 use crate::error::RealError;
 use crate::replay::{self, ReplayOptions};
+use crate::interpose::{RunArgs, run_command};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use orion_policies::params::{ParamMap, parse_assignment};
@@ -25,17 +26,26 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Schedule real kernels on a real GPU under the same policies as `orion-sim`.
 #[derive(Debug, Parser)]
-#[command(name = "orion-real", version)]
-#[command(after_help = "Examples:\n  orion-real replay --policy orion --trace resnet50_bert --duration 30s\n  \
+#[command(name = "orion-real", version, args_conflicts_with_subcommands = true, arg_required_else_help = true)]
+#[command(after_help = "Without a subcommand, `orion-real [OPTIONS] [CONFIG]` is `orion-real run`.\n\nExamples:\n  \
+orion-real --policy reef config.json\n  orion-real --policy orion --trace resnet50_bert --duration 30s\n  \
+orion-real --policy mps config.json -o mps.json\n  orion-real replay --policy orion --trace resnet50_bert --duration 30s\n  \
 orion-real replay --policy reef config.json --json -o report.json\n  \
 orion-real calibrate --output fidelity.json\n  orion-real overhead --trace resnet50\n  orion-real info")]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// `orion-real run`'s arguments, when no subcommand is given.
+    #[command(flatten)]
+    run: Box<RunArgs>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the scenario's models as unmodified PyTorch programs (the Python driver) under the
+    /// interposer, scheduled by a policy; print or write the same report as orion-sim (the
+    /// default command).
+    Run(Box<RunArgs>),
     /// Replay a scenario's traces as synthetic kernels on the GPU under a policy; print or write
     /// the same report as orion-sim.
     Replay(Box<ReplayArgs>),
@@ -203,7 +213,7 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Installs the Ctrl-C handler: the first Ctrl-C asks the run to stop (it drains the GPU, frees
 /// everything and writes the report of what completed); a second one exits at once.
-fn install_interrupt_handler() -> &'static AtomicBool {
+pub(crate) fn install_interrupt_handler() -> &'static AtomicBool {
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(EXIT_INTERRUPTED);
@@ -240,13 +250,15 @@ where
 
 fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32> {
     match cli.command {
-        Command::Replay(a) => replay_command(*a, out),
-        Command::Calibrate(a) => calibrate_command(a, out),
-        Command::Overhead(a) => overhead_command(a, out),
-        Command::CheckPriority(a) => priority_command(a, out),
-        Command::Info(a) => info_command(a, out),
-        Command::Plan(a) => plan_command(a, out),
-        Command::List => {
+        None => run_command(*cli.run, out),
+        Some(Command::Run(a)) => run_command(*a, out),
+        Some(Command::Replay(a)) => replay_command(*a, out),
+        Some(Command::Calibrate(a)) => calibrate_command(a, out),
+        Some(Command::Overhead(a)) => overhead_command(a, out),
+        Some(Command::CheckPriority(a)) => priority_command(a, out),
+        Some(Command::Info(a)) => info_command(a, out),
+        Some(Command::Plan(a)) => plan_command(a, out),
+        Some(Command::List) => {
             writeln!(out, "policies:")?;
             for (name, summary) in registry::summaries() {
                 writeln!(out, "  {name:<18} {summary}")?;
@@ -263,7 +275,7 @@ pub fn scenario_from_args(args: &ReplayArgs) -> Result<Scenario> {
 }
 
 /// Writes each client's trace (and first-iteration trace) to `dir/NAME.csv`.
-fn write_traces(scenario: &Scenario, dir: &Path) -> Result<()> {
+pub(crate) fn write_traces(scenario: &Scenario, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for c in &scenario.clients {
         for t in std::iter::once(&c.trace).chain(&c.first_trace) {
@@ -274,7 +286,7 @@ fn write_traces(scenario: &Scenario, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_file(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, format!("{text}\n")).with_context(|| format!("writing {}", path.display()))
 }
 
@@ -359,7 +371,7 @@ fn replay_command(args: ReplayArgs, out: &mut dyn Write) -> Result<i32> {
 }
 
 /// Reads a report of `scenario` under `ideal` (for --ideal-from).
-fn read_ideal(path: &Path, scenario: &Scenario) -> Result<Report> {
+pub(crate) fn read_ideal(path: &Path, scenario: &Scenario) -> Result<Report> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let r: Report = serde_json::from_str(&text).with_context(|| format!("{} is not a report", path.display()))?;
     if r.policy.name != "ideal" {
@@ -628,7 +640,7 @@ mod tests {
         )
         .unwrap();
         match cli.command {
-            Command::Replay(a) => *a,
+            Some(Command::Replay(a)) => *a,
             _ => unreachable!(),
         }
     }

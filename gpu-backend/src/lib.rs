@@ -14,6 +14,7 @@
 //!   stream per client.
 //! * [`replay`]: a scenario under a policy to the same report as `orion-sim`.
 //! * [`mod@bench`]: fidelity sweeps, the executor's overhead, the stream-priority check.
+//! * [`interpose`]: unmodified PyTorch programs under the interposer (`orion-real run`).
 //! * [`cli`]: the `orion-real` command line.
 //! * [`profile`]: `orion-profile`, measured kernel traces of PyTorch workloads.
 #![warn(missing_docs)]
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod cuda;
 pub mod error;
 pub mod executor;
+pub mod interpose;
 pub mod kernels;
 pub mod meta;
 pub mod plan;

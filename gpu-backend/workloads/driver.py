@@ -821,8 +821,12 @@ def make_client(models_mod, d, base_dir="."):
         raise ValueError("client `%s`: a training client runs closed loop, not %s" % (d.get("name", model),
                                                                                      arrival["type"]))
     mr = d.get("max_requests")
+    sid = d.get("seed_id")
+    if sid not in (None, "") and (not str(sid).isdigit()):
+        raise ValueError("client `%s`: seed_id must be a non-negative integer" % d.get("name", model))
     return {"name": str(d.get("name") or model), "model": model, "mode": mode, "batch": batch, "role": role,
-            "arrival": arrival, "max_requests": int(mr) if mr not in (None, "") else None}
+            "arrival": arrival, "max_requests": int(mr) if mr not in (None, "") else None,
+            "seed_id": int(sid) if sid not in (None, "") else None}
 
 
 def parse_client_spec(text):
@@ -839,7 +843,7 @@ def parse_client_spec(text):
                 continue
             raise ValueError("client `%s`: `%s` is not KEY=VALUE" % (text, part))
         k = k.strip().lower()
-        if k not in ("name", "model", "mode", "batch", "arrival", "role", "max_requests"):
+        if k not in ("name", "model", "mode", "batch", "arrival", "role", "max_requests", "seed_id"):
             raise ValueError("client `%s`: unknown key `%s`" % (text, k))
         d[k] = v.strip()
     return d
@@ -877,6 +881,49 @@ def strip_json_comments(text):
     return "".join(out)
 
 
+class ProcessSync:
+    """Start and stop shared by several driver processes (one client each, e.g. under MPS):
+    each process, once its clients are built and warm, creates ``DIR/ready-PID`` and waits
+    until ``count`` such files exist, so the measured phases start together (within the 1 ms
+    polling step); a process that ends the run (its stopping client completed ``--requests``,
+    or a client failed) creates ``DIR/stop``, which the others' clients check before each
+    request."""
+
+    POLL_S = 0.001
+
+    def __init__(self, directory, count, timeout_s=600.0):
+        self.dir = directory
+        self.count = count
+        self.timeout_s = timeout_s
+        self.stop_path = os.path.join(directory, "stop")
+        os.makedirs(directory, exist_ok=True)
+
+    def wait_ready(self):
+        with open(os.path.join(self.dir, "ready-%d" % os.getpid()), "w") as f:
+            f.write("%d\n" % now_ns())
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            ready = [n for n in os.listdir(self.dir) if n.startswith("ready-")]
+            if len(ready) >= self.count:
+                return
+            if self.stopped():
+                raise RuntimeError("another process stopped the run before the measured phase")
+            if time.monotonic() > deadline:
+                raise RuntimeError("--sync-dir %s: %d of %d processes ready after %.0f s" % (
+                    self.dir, len(ready), self.count, self.timeout_s))
+            time.sleep(self.POLL_S)
+
+    def stop(self):
+        try:
+            with open(self.stop_path, "a"):
+                pass
+        except OSError:
+            pass
+
+    def stopped(self):
+        return os.path.exists(self.stop_path)
+
+
 class Client:
     """One client thread's state and results."""
 
@@ -898,13 +945,16 @@ def client_main(ctx, c):
     torch, models_mod, args, abi = ctx["torch"], ctx["models"], ctx["args"], ctx["abi"]
     spec, stop, barrier = c.spec, ctx["stop"], ctx["barrier"]
     cid = c.id
+    # Weights, inputs and arrivals are seeded by the client's seed id (default: its index), so a
+    # client run alone or in its own process sees what it sees in company.
+    sid = spec["seed_id"] if spec.get("seed_id") is not None else cid
     try:
         if abi is not None:
             c.registered = int(abi.register(cid))
         with ctx["build_lock"]:
             t = time.perf_counter()
             wl = models_mod.build(spec["model"], spec["mode"], spec["batch"], device=args.device,
-                                  seed=args.seed * 1000 + cid, bert_attn=args.bert_attn)
+                                  seed=args.seed * 1000 + sid, bert_attn=args.bert_attn)
             torch.cuda.synchronize()
             c.build_s = time.perf_counter() - t
         stream = torch.cuda.Stream(device=torch.device(args.device)) if args.stream_per_client else None
@@ -923,13 +973,16 @@ def client_main(ctx, c):
             barrier.wait()  # every client is built and warm; the action set ctx["t0"]
             t0 = ctx["t0"]
             t_end = ctx["t_end"]
-            gen = Arrivals(spec["arrival"], args.seed, cid)
+            gen = Arrivals(spec["arrival"], args.seed, sid)
             open_loop = spec["arrival"]["type"] != "closed_loop"
             limit = None
             if spec["max_requests"] is not None:
                 limit = max(0, spec["max_requests"] - ctx["warmup"])
             while not stop.is_set():
                 if limit is not None and len(c.requests) >= limit:
+                    break
+                if ctx["sync"] is not None and ctx["sync"].stopped():
+                    ctx["stop_reason"] = ctx["stop_reason"] or "another process stopped the run"
                     break
                 if open_loop:
                     sched = t0 + int(round(gen.next_s() * 1e9))
@@ -957,6 +1010,8 @@ def client_main(ctx, c):
                 c.requests.append((sched, start, end))
                 if ctx["stopper"] == cid and ctx["requests"] is not None and len(c.requests) >= ctx["requests"]:
                     ctx["stop_reason"] = "client %s completed %d measured requests" % (spec["name"], ctx["requests"])
+                    if ctx["sync"] is not None:
+                        ctx["sync"].stop()
                     stop.set()
     except threading.BrokenBarrierError:
         if c.error is None and not stop.is_set():
@@ -967,6 +1022,8 @@ def client_main(ctx, c):
         barrier.abort()
         if ctx.get("stop_reason") is None:
             ctx["stop_reason"] = "client %s failed" % spec["name"]
+        if ctx["sync"] is not None:
+            ctx["sync"].stop()
         stop.set()
     finally:
         c.stop_ns = now_ns()
@@ -1068,9 +1125,12 @@ def cmd_serve(args):
 
     ctx = {"torch": torch, "models": models_mod, "args": args, "abi": abi, "stop": threading.Event(),
            "build_lock": threading.Lock(), "warmup": warmup, "requests": requests, "stopper": stopper,
-           "t0": None, "t_end": None, "stop_reason": None}
+           "t0": None, "t_end": None, "stop_reason": None,
+           "sync": ProcessSync(args.sync_dir, args.sync_count) if args.sync_dir else None}
 
     def start_measured_phase():
+        if ctx["sync"] is not None:
+            ctx["sync"].wait_ready()  # raises: the barrier breaks and every client reports it
         ctx["t0"] = now_ns()
         ctx["t_end"] = ctx["t0"] + int(duration_s * 1e9) if duration_s is not None else None
 
@@ -1192,6 +1252,9 @@ def main(argv=None):
     s.add_argument("--stream-per-client", action="store_true",
                    help="run each client on its own CUDA stream (default: PyTorch's default stream)")
     s.add_argument("--no-preload", action="store_true", help="do not call liborion_preload.so even if present")
+    s.add_argument("--sync-dir", default=None,
+                   help="start the measured phase together with other driver processes using this folder")
+    s.add_argument("--sync-count", type=int, default=1, help="processes sharing --sync-dir (default 1)")
 
     args = p.parse_args(argv)
     if args.cmd is None:

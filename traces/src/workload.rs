@@ -144,7 +144,8 @@ impl Model {
         }
     }
 
-    fn names() -> Vec<String> {
+    /// Every model's name.
+    pub fn names() -> Vec<String> {
         Model::ALL.iter().map(|m| m.as_str().to_string()).collect()
     }
 }

@@ -247,6 +247,9 @@ const NOT_READY: Status = 600;
 /// the queued ops go to the scheduler's streams); a stream query of a stream with queued work
 /// says not ready; everything else waits for the queued work it must see first.
 pub fn driver_generic(entry: Entry, real: Generic6Fn, a: [usize; 6]) -> Status {
+    if entry.category() == Category::Attribute {
+        return set_attribute(entry, real, a);
+    }
     if entry.category() != Category::Lookup && hook::mode() == Mode::Schedule {
         let memset_stream = match entry {
             Entry::CuMemsetD8Async | Entry::CuMemsetD16Async | Entry::CuMemsetD32Async => Some(3),
@@ -285,6 +288,22 @@ pub fn driver_generic(entry: Entry, real: Generic6Fn, a: [usize; 6]) -> Status {
         }
     }
     // SAFETY: as above.
+    hook::counted(entry, || unsafe { real(a[0], a[1], a[2], a[3], a[4], a[5]) })
+}
+
+/// `cuFuncSetAttribute(f, attr, value)` and `cuKernelSetAttribute(attr, value, kernel, dev)`.
+/// In scheduling mode a kernel's maximum dynamic shared memory never decreases: a launch
+/// captured after the application raised it may still be queued when the application lowers it
+/// again for a smaller launch of the same kernel (cuDNN does, from any client thread), and would
+/// then fail with `CUDA_ERROR_INVALID_VALUE` when the scheduler submits it. A higher maximum only
+/// permits larger launches. Never waits for queued work.
+fn set_attribute(entry: Entry, real: Generic6Fn, mut a: [usize; 6]) -> Status {
+    let (attr, value, handle) = if entry == Entry::CuFuncSetAttribute { (1, 2, 0) } else { (0, 1, 2) };
+    if hook::mode() == Mode::Schedule && a[attr] as u32 as i32 == schedule::ATTR_MAX_DYNAMIC_SMEM {
+        let kept = schedule::monotonic_dynamic_smem(a[handle], a[value] as u32 as i32);
+        a[value] = kept as u32 as usize;
+    }
+    // SAFETY: the real function, with the application's arguments (the value possibly raised).
     hook::counted(entry, || unsafe { real(a[0], a[1], a[2], a[3], a[4], a[5]) })
 }
 

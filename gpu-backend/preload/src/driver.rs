@@ -349,6 +349,8 @@ mod tests {
 
     #[test]
     fn classification() {
+        assert_eq!(classify("cuFuncSetAttribute", false, 12000), Some(Kind::Generic(Entry::CuFuncSetAttribute)));
+        assert_eq!(classify("cuKernelSetAttribute", false, 0), Some(Kind::Generic(Entry::CuKernelSetAttribute)));
         assert_eq!(classify("cuLaunchKernel", false, 0), Some(Kind::Launch(Entry::CuLaunchKernel)));
         assert_eq!(classify("cuLaunchKernel", true, 13000), Some(Kind::Launch(Entry::CuLaunchKernelPtsz)));
         assert_eq!(classify("cuLaunchKernel_ptsz", false, 0), Some(Kind::Launch(Entry::CuLaunchKernelPtsz)));

@@ -304,7 +304,19 @@ impl Work {
 /// Dynamic shared memory a kernel may use without raising its maximum.
 const DEFAULT_MAX_DYNAMIC_SMEM: usize = 48 * 1024;
 /// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES` (= `cudaFuncAttributeMaxDynamicSharedMemorySize`).
-const ATTR_MAX_DYNAMIC_SMEM: i32 = 8;
+pub const ATTR_MAX_DYNAMIC_SMEM: i32 = 8;
+
+/// The largest maximum dynamic shared memory asked for each kernel handle so far.
+static MAX_DYNAMIC_SMEM: Mutex<Option<HashMap<usize, i32>>> = Mutex::new(None);
+
+/// The maximum dynamic shared memory to set on kernel `handle` when `asked` is asked for: the
+/// largest asked so far (it never decreases while launches may be queued).
+pub fn monotonic_dynamic_smem(handle: usize, asked: i32) -> i32 {
+    let mut g = MAX_DYNAMIC_SMEM.lock().unwrap_or_else(|e| e.into_inner());
+    let m = g.get_or_insert_with(HashMap::new).entry(handle).or_insert(asked);
+    *m = (*m).max(asked);
+    *m
+}
 
 type FuncSetAttrFn = unsafe extern "C" fn(*mut c_void, i32, i32) -> Status;
 type KernelSetAttrFn = unsafe extern "C" fn(i32, i32, *mut c_void, i32) -> Status;
@@ -1407,6 +1419,15 @@ pub fn alive() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kernels_maximum_dynamic_shared_memory_never_decreases() {
+        // Distinct handles (far from any real one) keep the test independent of the others.
+        assert_eq!(monotonic_dynamic_smem(0xdead_0001, 96 * 1024), 96 * 1024);
+        assert_eq!(monotonic_dynamic_smem(0xdead_0001, 48 * 1024), 96 * 1024, "lowering is refused");
+        assert_eq!(monotonic_dynamic_smem(0xdead_0001, 128 * 1024), 128 * 1024, "raising goes through");
+        assert_eq!(monotonic_dynamic_smem(0xdead_0002, 16 * 1024), 16 * 1024, "per kernel");
+    }
 
     fn write(dir: &Path, name: &str, text: &str) -> String {
         let p = dir.join(name);

@@ -27,6 +27,9 @@ pub enum Category {
     Lookup,
     /// Event records and waits, event and stream queries.
     Event,
+    /// Kernel attributes set (the maximum dynamic shared memory is kept from decreasing while
+    /// launches are queued).
+    Attribute,
 }
 
 impl Category {
@@ -42,10 +45,11 @@ impl Category {
             Category::Graph => "graph_launch",
             Category::Lookup => "lookup",
             Category::Event => "event",
+            Category::Attribute => "attribute",
         }
     }
 
-    const ALL: [Category; 9] = [
+    const ALL: [Category; 10] = [
         Category::Kernel,
         Category::Memcpy,
         Category::Memset,
@@ -55,6 +59,7 @@ impl Category {
         Category::Graph,
         Category::Lookup,
         Category::Event,
+        Category::Attribute,
     ];
 }
 
@@ -137,6 +142,8 @@ entries! {
     CuStreamWaitEvent = "cuStreamWaitEvent": Event,
     CuEventQuery = "cuEventQuery": Event,
     CuStreamQuery = "cuStreamQuery": Event,
+    CuFuncSetAttribute = "cuFuncSetAttribute": Attribute,
+    CuKernelSetAttribute = "cuKernelSetAttribute": Attribute,
 }
 
 const MAX: usize = 80;
