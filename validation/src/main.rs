@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use orion_validation::calibrate::plan::{PlanOptions, write_plan};
 use orion_validation::compare_folder;
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,6 +22,39 @@ enum Command {
     /// gpu-backend/scripts/matrix.sh writes them on the GPU machine) and report the error of
     /// HP p50/p95/p99, HP p95 overhead and BE throughput per cell, with the median and worst.
     Run(RunArgs),
+    /// Calibration of the device parameters: `plan` writes the microbenchmarks for the GPU
+    /// machine; `fit` fits the device file to their results.
+    #[command(subcommand)]
+    Calibrate(CalibrateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CalibrateCommand {
+    /// Write the calibration microbenchmarks (scenarios, traces, runs.tsv, run.sh) to a folder;
+    /// run.sh replays them on the GPU machine with orion-real.
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PlanArgs {
+    /// Folder to write the plan to (committed, so that the GPU machine's checkout has it).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Device preset the scenarios name.
+    #[arg(long, default_value = "h100")]
+    device: String,
+    /// Length of each run, e.g. 500ms, 1s.
+    #[arg(long, default_value = "500ms")]
+    duration: String,
+    /// Warm-up requests per client.
+    #[arg(long, default_value_t = 2)]
+    warmup: u32,
+    /// Seed of the scenarios.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Kernels per request of the pair benchmarks.
+    #[arg(long, default_value_t = 20)]
+    kernels: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,10 +125,28 @@ fn run(a: RunArgs) -> Result<bool> {
     Ok(cmp.targets_met() || !a.check)
 }
 
+fn plan(a: PlanArgs) -> Result<bool> {
+    let duration_ns =
+        orion_traces::units::parse_duration_ns(&a.duration, "s").map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+    let opts = PlanOptions { device: a.device, duration_ns, warmup: a.warmup, seed: a.seed, kernels: a.kernels };
+    let p = write_plan(&a.out, &opts)?;
+    let runs: usize = p.benches.iter().map(|b| b.policies.len()).sum();
+    println!(
+        "orion-validate: {} benchmarks, {runs} runs, about {:.1} GPU minutes; written to {}\n\
+         on the GPU machine: BIN=.carry RESULTS=DIR END=$(( $(date +%s) + 360 )) bash {}/run.sh",
+        p.benches.len(),
+        p.estimated_gpu_s / 60.0,
+        a.out.display(),
+        a.out.display()
+    );
+    Ok(true)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => run(a),
+        Command::Calibrate(CalibrateCommand::Plan(a)) => plan(a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
