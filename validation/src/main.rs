@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use orion_validation::calibrate::fit::{fit as fit_device, load_results};
 use orion_validation::calibrate::plan::{PlanOptions, write_plan};
 use orion_validation::compare_folder;
 use std::io::Write;
@@ -33,6 +34,32 @@ enum CalibrateCommand {
     /// Write the calibration microbenchmarks (scenarios, traces, runs.tsv, run.sh) to a folder;
     /// run.sh replays them on the GPU machine with orion-real.
     Plan(PlanArgs),
+    /// Fit the device's contention parameters, launch costs and copy bandwidths to the results
+    /// of a plan's run.sh; write the fitted device file and a Markdown summary.
+    Fit(FitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct FitArgs {
+    /// Folder of run.sh's results (plan.json, NAME-POLICY.json reports, NAME-kernels.json,
+    /// traces/).
+    #[arg(long, value_name = "DIR")]
+    results: PathBuf,
+    /// Device preset to start from.
+    #[arg(long, default_value = "h100", conflicts_with = "device_file")]
+    device: String,
+    /// Device file to start from instead of a preset.
+    #[arg(long, value_name = "FILE")]
+    device_file: Option<PathBuf>,
+    /// Write the fitted device file here.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Write the Markdown summary here (default: the device file with extension .md).
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    /// Rounds of coordinate descent on the contention parameters.
+    #[arg(long, default_value_t = 6)]
+    rounds: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -142,11 +169,35 @@ fn plan(a: PlanArgs) -> Result<bool> {
     Ok(true)
 }
 
+fn fit(a: FitArgs) -> Result<bool> {
+    let (start, name) = match &a.device_file {
+        Some(f) => (orion_traces::DeviceSpec::from_file(f)?, f.display().to_string()),
+        None => (orion_traces::DeviceSpec::preset(&a.device)?, format!("builtin:{}", a.device)),
+    };
+    let results = load_results(&a.results, &start)?;
+    eprintln!(
+        "orion-validate: {} pair benchmarks, {} launch benchmarks, {} copies from {}",
+        results.pairs.len(),
+        results.launch.len(),
+        results.copies.len(),
+        a.results.display()
+    );
+    let outcome = fit_device(&results, &start, &name, a.rounds, &mut |line| eprintln!("orion-validate: {line}"))?;
+    let json = serde_json::to_string_pretty(&outcome.device)? + "\n";
+    std::fs::write(&a.out, json).with_context(|| format!("writing {}", a.out.display()))?;
+    let summary = a.summary.clone().unwrap_or_else(|| a.out.with_extension("md"));
+    std::fs::write(&summary, outcome.markdown()).with_context(|| format!("writing {}", summary.display()))?;
+    let calib = outcome.device.calibration.as_ref().map_or_else(String::new, |c| c.source.clone());
+    println!("orion-validate: fitted device in {}, summary in {}\n{calib}", a.out.display(), summary.display());
+    Ok(true)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => run(a),
         Command::Calibrate(CalibrateCommand::Plan(a)) => plan(a),
+        Command::Calibrate(CalibrateCommand::Fit(a)) => fit(a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
