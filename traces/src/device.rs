@@ -78,6 +78,16 @@ pub struct Calibration {
     pub date: String,
     /// What was measured and where the data lives.
     pub source: String,
+    /// The folder of measurements the parameters were fitted to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// Median absolute relative error of the calibration pairs' co-run slowdown, simulated on
+    /// the device the fit started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowdown_error_before: Option<f64>,
+    /// The same error on the fitted device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slowdown_error_after: Option<f64>,
 }
 
 /// Everything the simulator and the analytic generator know about one GPU model.

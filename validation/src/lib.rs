@@ -14,6 +14,8 @@
 //! Hold-out: nothing here fits parameters; the device file used is the one the real run's
 //! traces came from, and the model's parameters are whatever the simulator has.
 
+pub mod calibrate;
+
 use anyhow::{Context, Result, anyhow, bail};
 use orion_policies::{ParamMap, Report};
 use orion_sim::plot::{Provenance, ScatterPanel, ScatterPoint, SimVsReal};

@@ -2,6 +2,8 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use orion_validation::calibrate::fit::{fit as fit_device, load_results};
+use orion_validation::calibrate::plan::{PlanOptions, write_plan};
 use orion_validation::compare_folder;
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,6 +23,65 @@ enum Command {
     /// gpu-backend/scripts/matrix.sh writes them on the GPU machine) and report the error of
     /// HP p50/p95/p99, HP p95 overhead and BE throughput per cell, with the median and worst.
     Run(RunArgs),
+    /// Calibration of the device parameters: `plan` writes the microbenchmarks for the GPU
+    /// machine; `fit` fits the device file to their results.
+    #[command(subcommand)]
+    Calibrate(CalibrateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CalibrateCommand {
+    /// Write the calibration microbenchmarks (scenarios, traces, runs.tsv, run.sh) to a folder;
+    /// run.sh replays them on the GPU machine with orion-real.
+    Plan(PlanArgs),
+    /// Fit the device's contention parameters, launch costs and copy bandwidths to the results
+    /// of a plan's run.sh; write the fitted device file and a Markdown summary.
+    Fit(FitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct FitArgs {
+    /// Folder of run.sh's results (plan.json, NAME-POLICY.json reports, NAME-kernels.json,
+    /// traces/).
+    #[arg(long, value_name = "DIR")]
+    results: PathBuf,
+    /// Device preset to start from.
+    #[arg(long, default_value = "h100", conflicts_with = "device_file")]
+    device: String,
+    /// Device file to start from instead of a preset.
+    #[arg(long, value_name = "FILE")]
+    device_file: Option<PathBuf>,
+    /// Write the fitted device file here.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Write the Markdown summary here (default: the device file with extension .md).
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    /// Rounds of coordinate descent on the contention parameters.
+    #[arg(long, default_value_t = 6)]
+    rounds: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct PlanArgs {
+    /// Folder to write the plan to (committed, so that the GPU machine's checkout has it).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Device preset the scenarios name.
+    #[arg(long, default_value = "h100")]
+    device: String,
+    /// Length of each run, e.g. 500ms, 1s.
+    #[arg(long, default_value = "500ms")]
+    duration: String,
+    /// Warm-up requests per client.
+    #[arg(long, default_value_t = 2)]
+    warmup: u32,
+    /// Seed of the scenarios.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Kernels per request of the pair benchmarks.
+    #[arg(long, default_value_t = 20)]
+    kernels: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,10 +152,52 @@ fn run(a: RunArgs) -> Result<bool> {
     Ok(cmp.targets_met() || !a.check)
 }
 
+fn plan(a: PlanArgs) -> Result<bool> {
+    let duration_ns =
+        orion_traces::units::parse_duration_ns(&a.duration, "s").map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+    let opts = PlanOptions { device: a.device, duration_ns, warmup: a.warmup, seed: a.seed, kernels: a.kernels };
+    let p = write_plan(&a.out, &opts)?;
+    let runs: usize = p.benches.iter().map(|b| b.policies.len()).sum();
+    println!(
+        "orion-validate: {} benchmarks, {runs} runs, about {:.1} GPU minutes; written to {}\n\
+         on the GPU machine: BIN=.carry RESULTS=DIR END=$(( $(date +%s) + 360 )) bash {}/run.sh",
+        p.benches.len(),
+        p.estimated_gpu_s / 60.0,
+        a.out.display(),
+        a.out.display()
+    );
+    Ok(true)
+}
+
+fn fit(a: FitArgs) -> Result<bool> {
+    let (start, name) = match &a.device_file {
+        Some(f) => (orion_traces::DeviceSpec::from_file(f)?, f.display().to_string()),
+        None => (orion_traces::DeviceSpec::preset(&a.device)?, format!("builtin:{}", a.device)),
+    };
+    let results = load_results(&a.results, &start)?;
+    eprintln!(
+        "orion-validate: {} pair benchmarks, {} launch benchmarks, {} copies from {}",
+        results.pairs.len(),
+        results.launch.len(),
+        results.copies.len(),
+        a.results.display()
+    );
+    let outcome = fit_device(&results, &start, &name, a.rounds, &mut |line| eprintln!("orion-validate: {line}"))?;
+    let json = serde_json::to_string_pretty(&outcome.device)? + "\n";
+    std::fs::write(&a.out, json).with_context(|| format!("writing {}", a.out.display()))?;
+    let summary = a.summary.clone().unwrap_or_else(|| a.out.with_extension("md"));
+    std::fs::write(&summary, outcome.markdown()).with_context(|| format!("writing {}", summary.display()))?;
+    let calib = outcome.device.calibration.as_ref().map_or_else(String::new, |c| c.source.clone());
+    println!("orion-validate: fitted device in {}, summary in {}\n{calib}", a.out.display(), summary.display());
+    Ok(true)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => run(a),
+        Command::Calibrate(CalibrateCommand::Plan(a)) => plan(a),
+        Command::Calibrate(CalibrateCommand::Fit(a)) => fit(a),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
