@@ -38,19 +38,26 @@ cell() { # cell BE POLICY [extra args]
   echo "-- resnet50_$be $p $(date +%T)" | tee -a "$LOG"
   local t0=$(date +%s)
   "$BIN/orion-real" --policy "$p" --trace "resnet50_$be" --hp-rate 15 --duration "$DURATION" "${ideal[@]}" \
-    --work-dir "$OUT/work/${SMOKE:+smoke-}resnet50_$be-$p" -o "$rep.tmp" "$@" >>"$LOG" 2>&1
+    --startup-timeout "${STARTUP:-60}" --work-dir "$OUT/work/${SMOKE:+smoke-}resnet50_$be-$p" -o "$rep.tmp" "$@" >>"$LOG" 2>&1
   local rc=$?
   echo "rc=$rc $(( $(date +%s) - t0 )) s" | tee -a "$LOG"
-  [ $rc = 0 ] && mv "$rep.tmp" "$rep"
+  if [ $rc = 0 ]; then
+    mv "$rep.tmp" "$rep"
+  else # the driver's and the interposer's own words
+    for f in "$OUT/work/${SMOKE:+smoke-}resnet50_$be-$p"/*.log; do
+      [ -f "$f" ] && { echo "   [$f]"; grep -E "orion-preload|Error|error|Traceback" "$f" | tail -n 5; } >>"$LOG"
+    done
+  fi
   tail -n 8 "$LOG" | grep -E "^(hp|be|resnet|mobilenet|bert|transformer|error)" || true
 }
 if [ -n "${SMOKE:-}" ]; then
   DURATION=${SMOKE_DURATION:-4s}
   for p in orion mps ideal; do cell bert $p; done
-  exit 0
 fi
-for be in $BES; do
+[ -z "${SMOKE:-}" ] && for be in $BES; do
   for p in $POLICIES; do cell "$be" "$p"; done
 done
-# Keep the logs small: drop the copies of the Python driver.
-rm -rf "$OUT"/work/*/driver
+# One archive of the runs' files (the device tool returns few files): drop the copies of the
+# Python driver and the profiles, pack the rest.
+rm -rf "$OUT"/work/*/driver "$OUT"/work/*/traces
+tar -C "$OUT" -cJf "$OUT/work.tar.xz" work && rm -rf "$OUT/work"

@@ -4,8 +4,8 @@ use crate::bench::{self, FidelityReport};
 use crate::calibrate::Calibrator;
 use crate::cuda::Gpu;
 use crate::error::RealError;
-use crate::replay::{self, ReplayOptions};
 use crate::interpose::{RunArgs, run_command};
+use crate::replay::{self, ReplayOptions};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use orion_policies::params::{ParamMap, parse_assignment};
@@ -370,17 +370,36 @@ fn replay_command(args: ReplayArgs, out: &mut dyn Write) -> Result<i32> {
     Ok(if result.interrupted { EXIT_INTERRUPTED } else { 0 })
 }
 
-/// Reads a report of `scenario` under `ideal` (for --ideal-from).
+/// Reads a report of `scenario` under `ideal`, or the ideal reference attached to a report of
+/// it under another policy (for --ideal-from).
 pub(crate) fn read_ideal(path: &Path, scenario: &Scenario) -> Result<Report> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let r: Report = serde_json::from_str(&text).with_context(|| format!("{} is not a report", path.display()))?;
-    if r.policy.name != "ideal" {
-        bail!("--ideal-from {}: a report under `ideal` is needed, not `{}`", path.display(), r.policy.name);
-    }
     if r.scenario != scenario.name || r.clients.len() != scenario.clients.len() || r.seed != scenario.seed {
         bail!("--ideal-from {}: the report is of another scenario (`{}`, seed {})", path.display(), r.scenario, r.seed);
     }
-    Ok(r)
+    if r.policy.name == "ideal" {
+        return Ok(r);
+    }
+    // Another policy's report of the same scenario carries the ideal reference it measured.
+    let mut ideal = r.clone();
+    ideal.policy.name = "ideal".into();
+    for c in &mut ideal.clients {
+        let Some(i) = c.ideal else {
+            bail!(
+                "--ideal-from {}: a report under `ideal`, or one with the ideal reference attached, is needed; this \
+                 `{}` report has none for client `{}`",
+                path.display(),
+                r.policy.name,
+                c.name
+            );
+        };
+        c.throughput_per_s = i.throughput_per_s;
+        c.latency_ms = i.latency_ms;
+        c.ideal = None;
+        c.overhead_vs_ideal = None;
+    }
+    Ok(ideal)
 }
 
 fn opt(v: Option<f64>, prec: usize) -> String {

@@ -157,7 +157,9 @@ pub fn workloads(scenario: &Scenario) -> Result<Vec<Workload>> {
             let arrival = match &c.arrival {
                 ArrivalProcess::Poisson { rate } => json!({"type": "poisson", "rate": rate}),
                 ArrivalProcess::Uniform { rate } => json!({"type": "uniform", "rate": rate}),
-                ArrivalProcess::Trace { inter_arrival_s } => json!({"type": "trace", "inter_arrival_s": inter_arrival_s}),
+                ArrivalProcess::Trace { inter_arrival_s } => {
+                    json!({"type": "trace", "inter_arrival_s": inter_arrival_s})
+                }
                 ArrivalProcess::ClosedLoop => json!({"type": "closed_loop"}),
             };
             Ok(Workload {
@@ -255,7 +257,8 @@ pub struct ServeClient {
 
 /// Reads and checks the driver's output `path`.
 pub fn read_serve(path: &Path) -> Result<ServeDoc> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the driver's output {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading the driver's output {}", path.display()))?;
     let doc: ServeDoc =
         serde_json::from_str(&text).with_context(|| format!("{}: not the driver's serve output", path.display()))?;
     if doc.format != SERVE_FORMAT {
@@ -280,15 +283,24 @@ pub fn recorder(c: &ServeClient) -> (ClientRecorder, u64) {
 type Located<'a> = Vec<(&'a ServeDoc, usize)>;
 
 fn locate<'a>(scenario: &Scenario, docs: &'a [ServeDoc]) -> Result<Located<'a>> {
-    scenario
-        .clients
-        .iter()
-        .map(|c| {
-            docs.iter()
-                .find_map(|d| d.clients.iter().position(|x| x.name == c.name).map(|i| (d, i)))
-                .ok_or_else(|| anyhow!("the driver's output has no client `{}`", c.name))
-        })
-        .collect()
+    // One process with every client in scenario order, or one process per client in order
+    // (names may repeat: resnet50_resnet50 has two clients called resnet50).
+    let n = scenario.clients.len();
+    let located: Located<'a> = match docs {
+        [d] if d.clients.len() == n => (0..n).map(|i| (d, i)).collect(),
+        _ if docs.len() == n && docs.iter().all(|d| d.clients.len() == 1) => docs.iter().map(|d| (d, 0)).collect(),
+        _ => bail!(
+            "the driver's outputs hold {} clients in {} processes; the scenario has {n}",
+            docs.iter().map(|d| d.clients.len()).sum::<usize>(),
+            docs.len()
+        ),
+    };
+    for (c, (d, k)) in scenario.clients.iter().zip(&located) {
+        if d.clients[*k].name != c.name {
+            bail!("the driver's output has client `{}` where the scenario has `{}`", d.clients[*k].name, c.name);
+        }
+    }
+    Ok(located)
 }
 
 /// The report of `scenario` under `policy` from the driver outputs `docs` (one per process).
@@ -307,8 +319,12 @@ pub fn build_report(
         // SM time of the requests, from the profile: an estimate, the interposer does not
         // measure occupancy.
         let sm = scenario.device.sm_count as f64;
-        let per_request: f64 =
-            spec.trace.ops.iter().map(|o| o.duration_ns as f64 * (o.sm_needed.min(scenario.device.sm_count) as f64 / sm)).sum();
+        let per_request: f64 = spec
+            .trace
+            .ops
+            .iter()
+            .map(|o| o.duration_ns as f64 * (o.sm_needed.min(scenario.device.sm_count) as f64 / sm))
+            .sum();
         busy_sm_ns += per_request * rec.completed() as f64;
         clients.push(client_report(i, spec, &rec, window));
     }
@@ -337,11 +353,15 @@ pub fn build_report(
 /// The interposer's report, reduced to what belongs in the run's report; refuses a run in
 /// which the interposer fell back to passing calls through (the policy did not schedule it).
 pub fn interposer_summary(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the interposer's report {} (did the driver run under it?)", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("reading the interposer's report {} (did the driver run under it?)", path.display())
+    })?;
     let v: Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
     if v.get("failure_logged").and_then(Value::as_bool) == Some(true) {
-        bail!("{}: the interposer failed and passed every call through (its line is in the driver's log)", path.display());
+        bail!(
+            "{}: the interposer failed and passed every call through (its line is in the driver's log)",
+            path.display()
+        );
     }
     if v.get("mode").and_then(Value::as_i64) != Some(2) {
         bail!("{}: the interposer was not in scheduling mode (mode {})", path.display(), v["mode"]);
@@ -454,7 +474,12 @@ impl Ctx<'_> {
             }
             let interrupted = self.interrupt.load(Ordering::SeqCst) && s.code() == Some(130);
             if !s.success() && !interrupted {
-                bail!("the driver ({}) exited with {s}; the end of its log {}:\n{}", l.tag, log.display(), tail(&log, 20));
+                bail!(
+                    "the driver ({}) exited with {s}; the end of its log {}:\n{}",
+                    l.tag,
+                    log.display(),
+                    tail(&log, 20)
+                );
             }
             docs.push(read_serve(&self.dir.join(format!("{}-serve.json", l.tag))).with_context(|| {
                 format!("the driver ({}) wrote no usable output; the end of its log:\n{}", l.tag, tail(&log, 20))
@@ -521,11 +546,10 @@ impl Mps {
             ("CUDA_MPS_PIPE_DIRECTORY".to_string(), pipe.clone().into_os_string()),
             ("CUDA_MPS_LOG_DIRECTORY".to_string(), log_dir.clone().into_os_string()),
         ];
-        let status = Command::new(program)
-            .arg("-d")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .status()
-            .with_context(|| format!("--policy mps: starting `{} -d` (the NVIDIA MPS control daemon)", program.to_string_lossy()))?;
+        let status =
+            Command::new(program).arg("-d").envs(env.iter().map(|(k, v)| (k, v))).status().with_context(|| {
+                format!("--policy mps: starting `{} -d` (the NVIDIA MPS control daemon)", program.to_string_lossy())
+            })?;
         if !status.success() {
             bail!("--policy mps: `{} -d` exited with {status}", program.to_string_lossy());
         }

@@ -23,7 +23,8 @@ struct Fake {
 
 /// A fake `python3`: logs each call (workload file, LD_PRELOAD, MPS pipe folder) to
 /// `calls.log`, writes a serve output with four requests per client of its workload file
-/// (latencies 10, 30, 20, 5 ms over a 2-s window) and, under the interposer, its report.
+/// (latencies 10, 30, 20, 5 ms times k for its k-th client, over a 2-s window) and, under the
+/// interposer, its report.
 fn fake_python(dir: &Path, fake: &Fake) -> PathBuf {
     let log = dir.join("calls.log");
     let script = format!(
@@ -34,10 +35,10 @@ echo "$wl ${{LD_PRELOAD:-none}} ${{CUDA_MPS_PIPE_DIRECTORY:-none}}" >> "{log}"
 if [ "{fail}" = yes ]; then echo "Traceback: fake failure" >&2; exit 1; fi
 names=$(grep -o '"name": "[^"]*"' "$wl" | sed 's/"name": "\(.*\)"/\1/')
 {{ printf '{{"format": "orion-rs-workload-serve/1", "env": {{"gpu": {{"name": "Fake GPU"}}, "torch": "0.0"}}, "interrupted": false, "stop_reason": "duration reached", "measured_phase_s": 2.0, "clients": ['
-  sep=""
+  sep=""; m=1
   for n in $names; do
-    printf '%s{{"name": "%s", "window_s": 2.0, "warmup": {{"n": 10}}, "requests_ms": [[0, 0, 10], [100, 100, 130], [200, 201, 220], [300, 300, 305]]}}' "$sep" "$n"
-    sep=", "
+    printf '%s{{"name": "%s", "window_s": 2.0, "warmup": {{"n": 10}}, "requests_ms": [[0, 0, %d], [100, 100, %d], [200, 201, %d], [300, 300, %d]]}}' "$sep" "$n" $((10 * m)) $((100 + 30 * m)) $((200 + 20 * m)) $((300 + 5 * m))
+    sep=", "; m=$((m + 1))
   done
   printf ']}}\n'; }} > "$out"
 if [ -n "$ORION_PRELOAD_REPORT" ]; then
@@ -87,7 +88,11 @@ impl Run {
         serde_json::from_str(&self.out).unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", self.out, self.err))
     }
     fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("calls.log")).unwrap_or_default().lines().map(String::from).collect()
+        std::fs::read_to_string(self.dir.path().join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
     }
     fn work(&self) -> PathBuf {
         self.dir.path().join("work")
@@ -119,7 +124,10 @@ fn read_json(path: &Path) -> Value {
 
 #[test]
 fn a_shared_policy_runs_every_client_in_one_process_under_the_interposer() {
-    let r = run(Fake::default(), &["--policy", "orion", "--trace", "resnet50_bert", "--duration", "2s", "-P", "sm_threshold=66"]);
+    let r = run(
+        Fake::default(),
+        &["--policy", "orion", "--trace", "resnet50_bert", "--duration", "2s", "-P", "sm_threshold=66"],
+    );
     assert_eq!(r.code, 0, "{}", r.err);
     let calls = r.calls();
     // One process under the interposer, then one per client alone (the ideal reference).
@@ -131,8 +139,14 @@ fn a_shared_policy_runs_every_client_in_one_process_under_the_interposer() {
     assert_eq!(wl["duration"], "2s");
     assert_eq!(wl["warmup"], 10);
     let c = &wl["clients"];
-    assert_eq!((c[0]["model"].as_str(), c[0]["mode"].as_str(), c[0]["batch"].as_u64()), (Some("resnet50"), Some("inference"), Some(4)));
-    assert_eq!((c[1]["model"].as_str(), c[1]["mode"].as_str(), c[1]["batch"].as_u64()), (Some("bert"), Some("training"), Some(8)));
+    assert_eq!(
+        (c[0]["model"].as_str(), c[0]["mode"].as_str(), c[0]["batch"].as_u64()),
+        (Some("resnet50"), Some("inference"), Some(4))
+    );
+    assert_eq!(
+        (c[1]["model"].as_str(), c[1]["mode"].as_str(), c[1]["batch"].as_u64()),
+        (Some("bert"), Some("training"), Some(8))
+    );
     assert_eq!(c[0]["role"], "hp");
     assert_eq!(c[0]["arrival"]["type"], "poisson");
     assert_eq!(c[1]["arrival"]["type"], "closed_loop");
@@ -162,13 +176,30 @@ fn a_shared_policy_runs_every_client_in_one_process_under_the_interposer() {
     assert_eq!(hp["latency_ms"]["p95"], expected.p95);
     assert_eq!(hp["latency_ms"]["mean"], 16.25);
     assert_eq!(hp["throughput_per_s"], 2.0);
-    assert_eq!(rep["clients"][1]["mean_iteration_ms"], 16.25);
-    // The ideal reference ran the same requests, so there is no overhead.
+    assert_eq!(rep["clients"][1]["mean_iteration_ms"], 32.5, "the second client's own requests");
+    // Alone, each client is the first of its process: the HP ran the same requests (no
+    // overhead), the BE's took half as long, at the same throughput.
     assert_eq!(hp["overhead_vs_ideal"]["p95"], 0.0);
     assert_eq!(rep["gpu"]["normalized_throughput"], 2.0);
     assert_eq!(rep["engine"]["interposer"]["captured"]["kernel"], 5);
     assert!(rep["engine"]["interposer"]["schedule"]["clients"][0]["latency"].get("requests_ns").is_none());
     assert_eq!(rep["engine"]["gpu"]["name"], "Fake GPU");
+}
+
+#[test]
+fn clients_of_the_same_name_keep_their_own_results() {
+    // resnet50_resnet50: two clients called resnet50; the BE's iterations are its own.
+    let r = run(
+        Fake::default(),
+        &["--policy", "streams", "--trace", "resnet50_resnet50", "--duration", "2s", "--no-ideal"],
+    );
+    assert_eq!(r.code, 0, "{}", r.err);
+    let rep = r.report();
+    assert_eq!(rep["clients"][0]["name"], rep["clients"][1]["name"]);
+    assert_eq!(rep["clients"][0]["role"], "hp");
+    assert!(rep["clients"][0]["latency_ms"].is_object());
+    assert_eq!(rep["clients"][0]["latency_ms"]["mean"], 16.25);
+    assert_eq!(rep["clients"][1]["mean_iteration_ms"], 32.5, "the BE's own iterations, not the HP's");
 }
 
 #[test]
@@ -204,7 +235,10 @@ fn mps_runs_a_process_per_client_under_a_private_daemon_and_stops_it() {
 
 #[test]
 fn mps_stops_its_daemon_when_the_driver_fails() {
-    let r = run(Fake { fail: true, ..Fake::default() }, &["--policy", "mps", "--trace", "resnet50_bert", "--duration", "2s"]);
+    let r = run(
+        Fake { fail: true, ..Fake::default() },
+        &["--policy", "mps", "--trace", "resnet50_bert", "--duration", "2s"],
+    );
     assert_eq!(r.code, 1);
     assert!(r.err.contains("exited with") && r.err.contains("fake failure"), "{}", r.err);
     let stopped = std::fs::read_to_string(r.dir.path().join("mps-commands.log")).unwrap();
@@ -213,7 +247,10 @@ fn mps_stops_its_daemon_when_the_driver_fails() {
 
 #[test]
 fn a_run_the_interposer_passed_through_is_refused() {
-    let r = run(Fake { interposer_failed: true, ..Fake::default() }, &["--policy", "streams", "--trace", "resnet50_bert", "--duration", "2s"]);
+    let r = run(
+        Fake { interposer_failed: true, ..Fake::default() },
+        &["--policy", "streams", "--trace", "resnet50_bert", "--duration", "2s"],
+    );
     assert_eq!(r.code, 1);
     assert!(r.err.contains("passed every call through"), "{}", r.err);
 }
@@ -224,7 +261,17 @@ fn a_missing_interposer_is_named() {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let missing = dir.path().join("nope.so");
     let code = main_with(
-        ["orion-real", "--policy", "streams", "--trace", "resnet50_bert", "--preload", missing.to_str().unwrap(), "--python", "/bin/true"],
+        [
+            "orion-real",
+            "--policy",
+            "streams",
+            "--trace",
+            "resnet50_bert",
+            "--preload",
+            missing.to_str().unwrap(),
+            "--python",
+            "/bin/true",
+        ],
         &mut out,
         &mut err,
     );
@@ -252,8 +299,14 @@ fn orion_configs_give_each_client_its_model_and_batch() {
     assert_eq!(r.code, 0, "{}", r.err);
     let wl = read_json(&r.work().join("shared-workload.json"));
     let c = &wl["clients"];
-    assert_eq!((c[0]["model"].as_str(), c[0]["mode"].as_str(), c[0]["batch"].as_u64()), (Some("resnet101"), Some("training"), Some(16)));
-    assert_eq!((c[1]["model"].as_str(), c[1]["role"].as_str(), c[1]["arrival"]["type"].as_str()), (Some("mobilenetv2"), Some("hp"), Some("uniform")));
+    assert_eq!(
+        (c[0]["model"].as_str(), c[0]["mode"].as_str(), c[0]["batch"].as_u64()),
+        (Some("resnet101"), Some("training"), Some(16))
+    );
+    assert_eq!(
+        (c[1]["model"].as_str(), c[1]["role"].as_str(), c[1]["arrival"]["type"].as_str()),
+        (Some("mobilenetv2"), Some("hp"), Some("uniform"))
+    );
     assert_eq!(c[1]["arrival"]["rate"], 40.0);
     assert_eq!(r.report()["policy"]["name"], "reef");
 }
@@ -262,9 +315,14 @@ fn orion_configs_give_each_client_its_model_and_batch() {
 fn a_trace_without_a_model_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("mystery.csv");
-    std::fs::write(&csv, "Name,Profile,Memory_footprint,SM_usage,Duration\nk1,1,0,80,50000\nk2,0,0,20,10000\n").unwrap();
+    std::fs::write(&csv, "Name,Profile,Memory_footprint,SM_usage,Duration\nk1,1,0,80,50000\nk2,0,0,20,10000\n")
+        .unwrap();
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = main_with(["orion-real", "--policy", "streams", "--trace", csv.to_str().unwrap(), "--python", "/bin/true"], &mut out, &mut err);
+    let code = main_with(
+        ["orion-real", "--policy", "streams", "--trace", csv.to_str().unwrap(), "--python", "/bin/true"],
+        &mut out,
+        &mut err,
+    );
     let err = String::from_utf8(err).unwrap();
     assert_eq!(code, 1);
     assert!(err.contains("names no model") && err.contains("mystery"), "{err}");
