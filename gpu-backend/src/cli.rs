@@ -8,7 +8,7 @@ use crate::interpose::{RunArgs, run_command};
 use crate::replay::{self, ReplayOptions};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
-use orion_policies::params::{ParamMap, parse_assignment};
+use orion_policies::params::{ParamMap, resolve_policy};
 use orion_policies::timeline::Window;
 use orion_policies::{Report, registry};
 use orion_traces::builtin::{builtin_trace, workload_clients};
@@ -83,25 +83,9 @@ pub struct ReplayArgs {
     /// profiles are for), seed, length, arrivals.
     #[command(flatten)]
     scenario: ScenarioArgs,
-    /// Scheduling policy (see `orion-real list`); default: the scenario's, else priority-streams.
-    #[arg(long, short)]
-    policy: Option<String>,
-    /// Policy parameter, key=value (repeatable), e.g. -P dur_threshold=160us.
-    #[arg(short = 'P', long = "param", value_name = "KEY=VALUE")]
-    params: Vec<String>,
-    /// Print the JSON report instead of the table.
-    #[arg(long)]
-    json: bool,
-    /// Also write the JSON report to this file.
-    #[arg(long, short)]
-    output: Option<PathBuf>,
-    /// Skip the ideal (each client alone, for real) reference runs.
-    #[arg(long)]
-    no_ideal: bool,
-    /// Take the ideal reference from this report of the same scenario under `ideal` instead of
-    /// running it.
-    #[arg(long, conflicts_with = "no_ideal")]
-    ideal_from: Option<PathBuf>,
+    /// Policy, report and ideal reference.
+    #[command(flatten)]
+    common: PolicyArgs,
     /// Write every op's measured standalone duration vs its record to this file.
     #[arg(long)]
     kernels_out: Option<PathBuf>,
@@ -127,6 +111,47 @@ pub struct ReplayArgs {
     /// No progress messages on stderr.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// What `orion-real replay` and `orion-real run` share: the policy, where the report goes and
+/// where the ideal reference comes from.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Scheduling policy (see `orion-real list`); default: the scenario's, else priority-streams.
+    #[arg(long, short)]
+    pub policy: Option<String>,
+    /// Policy parameter, key=value (repeatable), e.g. -P dur_threshold=160us.
+    #[arg(short = 'P', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Print the JSON report instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Skip the ideal reference runs (each client alone on the GPU).
+    #[arg(long)]
+    pub no_ideal: bool,
+    /// Take the ideal reference from this report of the same scenario (under `ideal`, or under
+    /// another policy with the ideal reference attached) instead of running it.
+    #[arg(long, conflicts_with = "no_ideal")]
+    pub ideal_from: Option<PathBuf>,
+}
+
+impl PolicyArgs {
+    /// The policy's name and parameters for `scenario`, checked by building the policy (before
+    /// anything touches the GPU).
+    pub(crate) fn resolve(&self, scenario: &Scenario) -> Result<(String, ParamMap)> {
+        let (name, params) = resolve_policy(scenario, self.policy.as_deref(), &self.params, "priority-streams")
+            .map_err(|e| anyhow!(e))?;
+        registry::build(&name, &params)?;
+        Ok((name, params))
+    }
+
+    /// The ideal reference `--ideal-from` gives, if it does.
+    pub(crate) fn given_ideal(&self, scenario: &Scenario) -> Result<Option<Report>> {
+        self.ideal_from.as_deref().map(|p| read_ideal(p, scenario)).transpose()
+    }
 }
 
 /// Arguments of `orion-real calibrate`.
@@ -314,27 +339,17 @@ fn save_cache(cal: &Calibrator<'_>, cache: Option<&Path>) -> Result<()> {
 
 fn replay_command(args: ReplayArgs, out: &mut dyn Write) -> Result<i32> {
     let scenario = scenario_from_args(&args)?;
-    let mut params = scenario.policy_params.clone();
-    for p in &args.params {
-        let (k, v) = parse_assignment(p).map_err(|e| anyhow!("--param: {e}"))?;
-        params.insert(k, v);
-    }
-    let policy = args.policy.clone().or_else(|| scenario.policy.clone()).unwrap_or_else(|| "priority-streams".into());
-    // Check the policy and parameters before touching the GPU.
-    registry::build(&policy, &params)?;
+    let (policy, params) = args.common.resolve(&scenario)?;
     if let Some(dir) = &args.traces_out {
         write_traces(&scenario, dir)?;
     }
-    let given_ideal = match &args.ideal_from {
-        Some(path) => Some(read_ideal(path, &scenario)?),
-        None => None,
-    };
+    let given_ideal = args.common.given_ideal(&scenario)?;
     let interrupt = install_interrupt_handler();
     let gpu = open_gpu(args.gpu)?;
     let mut cal = open_calibrator(&gpu, args.calib_cache.as_deref(), args.quiet)?;
     cal.set_interrupt(interrupt);
     let opts = ReplayOptions {
-        ideal: !args.no_ideal,
+        ideal: !args.common.no_ideal,
         interrupt: Some(interrupt),
         verbose: !args.quiet,
         given_ideal: given_ideal.as_ref(),
@@ -344,7 +359,7 @@ fn replay_command(args: ReplayArgs, out: &mut dyn Write) -> Result<i32> {
     save_cache(&cal, args.calib_cache.as_deref())?;
     let (result, prepared) = result?;
     let json = result.report.to_json();
-    if let Some(path) = &args.output {
+    if let Some(path) = &args.common.output {
         write_file(path, &json)?;
     }
     if let Some(path) = &args.kernels_out {
@@ -362,7 +377,7 @@ fn replay_command(args: ReplayArgs, out: &mut dyn Write) -> Result<i32> {
             );
         }
     }
-    if args.json {
+    if args.common.json {
         writeln!(out, "{json}")?;
     } else {
         write!(out, "{}", render_report(&result.report))?;

@@ -26,11 +26,11 @@
 //! Each client keeps its scenario index as the seed of its weights, inputs and arrivals
 //! (`seed_id`), so it sees the same requests alone, in its own process or in company.
 
-use crate::cli::{install_interrupt_handler, read_ideal, render_report, write_file, write_traces};
+use crate::cli::{PolicyArgs, install_interrupt_handler, render_report, write_file, write_traces};
 use anyhow::Result;
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
-use orion_policies::params::{ParamMap, parse_assignment};
+use orion_policies::params::ParamMap;
 use orion_policies::report::{ClientRecorder, client_report};
 use orion_policies::{Policy, Report, Sharing, registry};
 use orion_traces::cli::ScenarioArgs;
@@ -63,25 +63,9 @@ pub struct RunArgs {
     /// client's model, mode and batch come from its trace (`arch`/`batchsize` in Orion's format).
     #[command(flatten)]
     scenario: ScenarioArgs,
-    /// Scheduling policy (see `orion-real list`; also `mps` and `ideal`); default: the
-    /// scenario's, else priority-streams.
-    #[arg(long, short)]
-    policy: Option<String>,
-    /// Policy parameter, key=value (repeatable), e.g. -P dur_threshold=160us.
-    #[arg(short = 'P', long = "param", value_name = "KEY=VALUE")]
-    params: Vec<String>,
-    /// Print the JSON report instead of the table.
-    #[arg(long)]
-    json: bool,
-    /// Also write the JSON report to this file.
-    #[arg(long, short)]
-    output: Option<PathBuf>,
-    /// Skip the ideal reference (each client alone, without the interposer).
-    #[arg(long)]
-    no_ideal: bool,
-    /// Take the ideal reference from this report of the same scenario under `ideal`.
-    #[arg(long, conflicts_with = "no_ideal")]
-    ideal_from: Option<PathBuf>,
+    /// Policy (also `mps` and `ideal`), report and ideal reference.
+    #[command(flatten)]
+    common: PolicyArgs,
     /// Python interpreter with PyTorch.
     #[arg(long, default_value = "python3")]
     python: OsString,
@@ -405,11 +389,16 @@ impl Ctx<'_> {
         }
     }
 
+    /// The run's file of launch `l` ending in `suffix` (`-workload.json`, `-serve.json`, `.log`).
+    fn file(&self, l: &Launch, suffix: &str) -> PathBuf {
+        self.dir.join(format!("{}{suffix}", l.tag))
+    }
+
     fn spawn(&self, l: &Launch, workload: &Value) -> Result<Child> {
-        let wl = self.dir.join(format!("{}-workload.json", l.tag));
+        let wl = self.file(l, "-workload.json");
         write_file(&wl, &serde_json::to_string_pretty(workload)?)?;
-        let out = self.dir.join(format!("{}-serve.json", l.tag));
-        let log = self.dir.join(format!("{}.log", l.tag));
+        let out = self.file(l, "-serve.json");
+        let log = self.file(l, ".log");
         let log_file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(&self.args.python);
         cmd.arg(self.driver.join("driver.py"))
@@ -464,7 +453,7 @@ impl Ctx<'_> {
         let mut docs = Vec::new();
         for ((l, _), s) in launches.iter().zip(&status) {
             let s = s.expect("every process ended");
-            let log = self.dir.join(format!("{}.log", l.tag));
+            let log = self.file(l, ".log");
             if timed_out {
                 bail!(
                     "the driver ran longer than the run plus --startup-timeout ({} s) and was stopped; log:\n{}",
@@ -481,7 +470,7 @@ impl Ctx<'_> {
                     tail(&log, 20)
                 );
             }
-            docs.push(read_serve(&self.dir.join(format!("{}-serve.json", l.tag))).with_context(|| {
+            docs.push(read_serve(&self.file(l, "-serve.json")).with_context(|| {
                 format!("the driver ({}) wrote no usable output; the end of its log:\n{}", l.tag, tail(&log, 20))
             })?);
         }
@@ -616,22 +605,10 @@ fn find_preload(args: &RunArgs) -> Result<PathBuf> {
 /// `orion-real run`.
 pub fn run_command(args: RunArgs, out: &mut dyn Write) -> Result<i32> {
     let scenario = args.scenario.scenario()?;
-    let mut params = scenario.policy_params.clone();
-    for p in &args.params {
-        let (k, v) = parse_assignment(p).map_err(|e| anyhow!("--param: {e}"))?;
-        params.insert(k, v);
-    }
-    let name = args.policy.clone().or_else(|| scenario.policy.clone()).unwrap_or_else(|| "priority-streams".into());
+    let (name, params) = args.common.resolve(&scenario)?;
     let policy = registry::build(&name, &params)?;
     let work = workloads(&scenario)?;
-    let given_ideal = match &args.ideal_from {
-        Some(path) => Some(read_ideal(path, &scenario)?),
-        None => None,
-    };
-    let driver = match &args.driver {
-        Some(d) => d.clone(),
-        None => PathBuf::new(),
-    };
+    let given_ideal = args.common.given_ideal(&scenario)?;
     let (dir, _temp) = match &args.work_dir {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
@@ -642,14 +619,15 @@ pub fn run_command(args: RunArgs, out: &mut dyn Write) -> Result<i32> {
             (t.path().to_path_buf(), Some(t))
         }
     };
-    let driver = if args.driver.is_some() {
-        driver
-    } else {
-        let d = dir.join("driver");
-        std::fs::create_dir_all(&d)?;
-        std::fs::write(d.join("driver.py"), DRIVER_PY)?;
-        std::fs::write(d.join("models.py"), MODELS_PY)?;
-        d
+    let driver = match &args.driver {
+        Some(d) => d.clone(),
+        None => {
+            let d = dir.join("driver");
+            std::fs::create_dir_all(&d)?;
+            std::fs::write(d.join("driver.py"), DRIVER_PY)?;
+            std::fs::write(d.join("models.py"), MODELS_PY)?;
+            d
+        }
     };
     let run_s = scenario.stop.duration_ns.map_or(0, |ns| ns.div_ceil(1_000_000_000));
     let ctx = Ctx {
@@ -717,7 +695,7 @@ pub fn run_command(args: RunArgs, out: &mut dyn Write) -> Result<i32> {
     let ideal = match given_ideal {
         Some(r) => Some(r),
         None if policy.sharing() == Sharing::Dedicated => Some(report.clone()),
-        None if args.no_ideal => None,
+        None if args.common.no_ideal => None,
         None => {
             let ideal_policy = registry::build("ideal", &Default::default())?;
             let docs = ctx.solo(&scenario, &work)?;
@@ -728,10 +706,10 @@ pub fn run_command(args: RunArgs, out: &mut dyn Write) -> Result<i32> {
         report.attach_ideal(i);
     }
     let json = report.to_json();
-    if let Some(path) = &args.output {
+    if let Some(path) = &args.common.output {
         write_file(path, &json)?;
     }
-    if args.json {
+    if args.common.json {
         writeln!(out, "{json}")?;
     } else {
         write!(out, "{}", render_report(&report))?;

@@ -118,6 +118,22 @@ fn run(fake: Fake, args: &[&str]) -> Run {
     Run { code, out: String::from_utf8(out).unwrap(), err: String::from_utf8(err).unwrap(), dir }
 }
 
+/// Two kernels in Orion's kernel-file format (no model named).
+const KERNELS: &str = "Name,Profile,Memory_footprint,SM_usage,Duration\nk1,1,0,80,50000\nk2,0,0,20,10000\n";
+
+/// Runs `orion-real ARGS --python /bin/true`, which must be refused before any driver runs
+/// (exit 1); its error output.
+fn refused(args: &[&str]) -> String {
+    let mut argv = vec!["orion-real"];
+    argv.extend_from_slice(args);
+    argv.extend(["--python", "/bin/true"]);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = main_with(argv, &mut out, &mut err);
+    let err = String::from_utf8(err).unwrap();
+    assert_eq!(code, 1, "{err}");
+    err
+}
+
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -258,25 +274,8 @@ fn a_run_the_interposer_passed_through_is_refused() {
 #[test]
 fn a_missing_interposer_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
     let missing = dir.path().join("nope.so");
-    let code = main_with(
-        [
-            "orion-real",
-            "--policy",
-            "streams",
-            "--trace",
-            "resnet50_bert",
-            "--preload",
-            missing.to_str().unwrap(),
-            "--python",
-            "/bin/true",
-        ],
-        &mut out,
-        &mut err,
-    );
-    let err = String::from_utf8(err).unwrap();
-    assert_eq!(code, 1);
+    let err = refused(&["--policy", "streams", "--trace", "resnet50_bert", "--preload", missing.to_str().unwrap()]);
     assert!(err.contains("nope.so") && err.contains("does not exist"), "{err}");
 }
 
@@ -284,9 +283,8 @@ fn a_missing_interposer_is_named() {
 fn orion_configs_give_each_client_its_model_and_batch() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.json");
-    let kernels = "Name,Profile,Memory_footprint,SM_usage,Duration\nk1,1,0,80,50000\nk2,0,0,20,10000\n";
-    std::fs::write(dir.path().join("r101"), kernels).unwrap();
-    std::fs::write(dir.path().join("mbv2"), kernels).unwrap();
+    std::fs::write(dir.path().join("r101"), KERNELS).unwrap();
+    std::fs::write(dir.path().join("mbv2"), KERNELS).unwrap();
     std::fs::write(
         &cfg,
         r#"[{"arch": "resnet101", "kernel_file": "r101", "num_kernels": 2, "num_iters": 100,
@@ -315,15 +313,7 @@ fn orion_configs_give_each_client_its_model_and_batch() {
 fn a_trace_without_a_model_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("mystery.csv");
-    std::fs::write(&csv, "Name,Profile,Memory_footprint,SM_usage,Duration\nk1,1,0,80,50000\nk2,0,0,20,10000\n")
-        .unwrap();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = main_with(
-        ["orion-real", "--policy", "streams", "--trace", csv.to_str().unwrap(), "--python", "/bin/true"],
-        &mut out,
-        &mut err,
-    );
-    let err = String::from_utf8(err).unwrap();
-    assert_eq!(code, 1);
+    std::fs::write(&csv, KERNELS).unwrap();
+    let err = refused(&["--policy", "streams", "--trace", csv.to_str().unwrap()]);
     assert!(err.contains("names no model") && err.contains("mystery"), "{err}");
 }

@@ -2,6 +2,7 @@
 //! errors that name the parameter, and a check that no unknown parameter was given.
 
 use crate::policy::PolicyError;
+use orion_traces::Scenario;
 use orion_traces::units::parse_duration_ns;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -132,6 +133,24 @@ pub fn us_value(ns: u64) -> Value {
     serde_json::json!(ns as f64 / 1e3)
 }
 
+/// The policy and parameters a command line picks for `scenario`: `policy`, else the scenario's,
+/// else `default`; the scenario's parameters, each overridden by a `key=value` of `assignments`
+/// (`-P`). Errors name the option.
+pub fn resolve_policy(
+    scenario: &Scenario,
+    policy: Option<&str>,
+    assignments: &[String],
+    default: &str,
+) -> Result<(String, ParamMap), String> {
+    let mut params = scenario.policy_params.clone();
+    for a in assignments {
+        let (k, v) = parse_assignment(a).map_err(|e| format!("--param: {e}"))?;
+        params.insert(k, v);
+    }
+    let name = policy.or(scenario.policy.as_deref()).unwrap_or(default).to_string();
+    Ok((name, params))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +161,29 @@ mod tests {
         assert_eq!(parse_assignment("reset=true").unwrap(), ("reset".into(), Value::Bool(true)));
         assert_eq!(parse_assignment("dur_threshold=160us").unwrap().1, Value::String("160us".into()));
         assert!(parse_assignment("novalue").is_err());
+    }
+
+    #[test]
+    fn the_command_line_overrides_the_scenario_which_overrides_the_default() {
+        let mut s = orion_traces::builtin::workload_scenario(
+            "resnet50_bert",
+            None,
+            orion_traces::DeviceSpec::preset("h100").unwrap(),
+            "builtin:h100".into(),
+        )
+        .unwrap();
+        let (name, params) = resolve_policy(&s, None, &[], "orion").unwrap();
+        assert_eq!((name.as_str(), params.len()), ("orion", 0));
+        s.policy = Some("reef".into());
+        s.policy_params.insert("reef_depth".into(), serde_json::json!(4.0));
+        s.policy_params.insert("round".into(), Value::String("1ms".into()));
+        let (name, params) = resolve_policy(&s, None, &["reef-depth=8".into()], "orion").unwrap();
+        assert_eq!(name, "reef");
+        assert_eq!(params["reef_depth"], serde_json::json!(8.0));
+        assert_eq!(params["round"], Value::String("1ms".into()));
+        assert_eq!(resolve_policy(&s, Some("streams"), &[], "orion").unwrap().0, "streams");
+        let e = resolve_policy(&s, None, &["novalue".into()], "orion").unwrap_err();
+        assert!(e.starts_with("--param:") && e.contains("novalue"), "{e}");
     }
 
     #[test]

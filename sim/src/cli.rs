@@ -9,7 +9,7 @@ use crate::timeline::{self, Window};
 use crate::{plot, table};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
-use orion_policies::params::parse_assignment;
+use orion_policies::params::{parse_assignment, resolve_policy};
 use orion_policies::registry;
 use orion_traces::cli::{ScenarioArgs, load_device};
 use orion_traces::scenario::DEFAULT_WARMUP;
@@ -310,12 +310,8 @@ fn experiment_command(args: ExperimentArgs, out: &mut dyn Write) -> Result<()> {
 
 fn run_command(args: RunArgs, out: &mut dyn Write) -> Result<()> {
     let scenario = args.scenario.scenario()?;
-    let mut params = scenario.policy_params.clone();
-    for p in &args.params {
-        let (k, v) = parse_assignment(p).map_err(|e| anyhow!("--param: {e}"))?;
-        params.insert(k, v);
-    }
-    let policy = args.policy.clone().or_else(|| scenario.policy.clone()).unwrap_or_else(|| "orion".into());
+    let (policy, params) =
+        resolve_policy(&scenario, args.policy.as_deref(), &args.params, "orion").map_err(|e| anyhow!(e))?;
     let window = args.window.unwrap_or(Window::ALL);
     if args.window.is_some() && args.plot.is_none() && args.timeline.is_none() {
         bail!("--window applies to --plot and --timeline; give one of them");
