@@ -324,6 +324,68 @@ impl<'p> Driver<'p> {
         }
     }
 
+    /// The client a backend may fast-forward alone from here, if any: the only client with
+    /// anything to do (every other client has no request under way and nothing queued or in
+    /// flight), with nothing queued on the host and a host that never blocks on a full queue,
+    /// when the policy has just been called (nothing changed since) and says it would submit
+    /// that client's ops as soon as they are issued
+    /// ([`Policy::lone_client_submits_at_once`]). A client whose request count stops the run
+    /// is never fast-forwarded.
+    pub fn lone_client(&self) -> Option<usize> {
+        if self.dirty || self.stopped {
+            return None;
+        }
+        let mut lone = None;
+        for (c, h) in self.hosts.iter().enumerate() {
+            if h.current.is_some() || !h.backlog.is_empty() || self.state.client(c).has_work() {
+                if lone.is_some() {
+                    return None;
+                }
+                lone = Some(c);
+            }
+        }
+        let c = lone?;
+        let h = &self.hosts[c];
+        let ok = h.current.is_some()
+            && h.queue_limit.is_none()
+            && h.blocked != Blocked::QueueFull
+            && self.state.client(c).pending().is_empty()
+            && self.stop_requests.is_none_or(|(sc, _)| sc != c)
+            && self.policy.lone_client_submits_at_once(c, &self.state);
+        ok.then_some(c)
+    }
+
+    /// Time of the next host event or policy wake-up that is not an op issue of `client` (with
+    /// [`lone_client`](Self::lone_client), the earliest time anything but that client can
+    /// happen), [`NEVER`] if none.
+    pub fn next_time_besides(&self, client: usize) -> u64 {
+        self.heap
+            .iter()
+            .filter(|e| !(e.0.2 == EV_ISSUE && e.0.3 as usize == client))
+            .map(|e| e.0.0)
+            .min()
+            .unwrap_or(NEVER)
+            .min(self.wake_at)
+    }
+
+    /// Submits every queued op of `client` at `now` without calling the policy (the fast path
+    /// of a client alone, see [`lone_client`](Self::lone_client)), appending the submissions to
+    /// `out`. The policy is still due a call ([`needs_schedule`](Self::needs_schedule)) for
+    /// whatever changed.
+    pub fn submit_lone(&mut self, client: usize, now: u64, out: &mut Vec<Command>) {
+        if self.state.client(client).pending().is_empty() {
+            return;
+        }
+        let mut actions = std::mem::take(&mut self.actions);
+        let n = self.state.context(now, &mut actions).submit_all(client);
+        let in_flight = self.state.client(client).in_flight();
+        for (a, f) in actions.drain(..).zip(in_flight.range(in_flight.len() - n..)) {
+            debug_assert_eq!(a, Action::Submit { client, seq: f.op.seq });
+            out.push(Command::Submit { client, seq: f.op.seq, profile: f.op.profile });
+        }
+        self.actions = actions;
+    }
+
     /// Ends the run: the statistics.
     pub fn finish(self) -> DriverOutcome {
         DriverOutcome { recorders: self.recorders, host_events: self.host_events, policy_calls: self.policy_calls }

@@ -1,8 +1,8 @@
 //! `ideal`: each client alone on a dedicated GPU, the reference every other policy is compared with.
 
-use crate::client::ClientInfo;
+use crate::client::{ClientId, ClientInfo};
 use crate::policy::{Policy, Sharing, StreamPriority};
-use crate::state::SchedContext;
+use crate::state::{SchedContext, SchedState};
 
 /// Each client runs alone on its own GPU; ops are submitted as soon as they are issued.
 #[derive(Debug, Default)]
@@ -25,5 +25,10 @@ impl Policy for Ideal {
         for c in 0..cx.num_clients() {
             cx.submit_all(c);
         }
+    }
+
+    fn lone_client_submits_at_once(&self, _client: ClientId, _state: &SchedState) -> bool {
+        // Every call submits everything queued and keeps no state.
+        true
     }
 }

@@ -1,7 +1,7 @@
 //! The one trait every scheduling policy implements.
 
 use crate::client::{ClientId, ClientInfo};
-use crate::state::{Completion, DeviceInfo, RequestDone, SchedContext};
+use crate::state::{Completion, DeviceInfo, RequestDone, SchedContext, SchedState};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -118,6 +118,21 @@ pub trait Policy: Send {
 
     /// Decides what to submit now.
     fn schedule(&mut self, cx: &mut SchedContext<'_>);
+
+    /// Whether a backend may skip [`schedule`](Policy::schedule) calls while `client` is the
+    /// only client with anything to do (every other client has no request under way and no op
+    /// queued or in flight), submitting each op of `client` itself as soon as it is issued.
+    ///
+    /// Answer `true` only if, in that situation, every `schedule` call submits all queued ops of
+    /// `client`, asks for no wake-up, and leaves the policy in a state that does not depend on
+    /// how many such calls were made (one call after the stretch, which the backend makes,
+    /// leaves it as a call after every change would have). The notification hooks are still
+    /// called for everything that happens. The simulator then fast-forwards such stretches
+    /// without calling the policy per op; the default, `false`, keeps every call.
+    fn lone_client_submits_at_once(&self, client: ClientId, state: &SchedState) -> bool {
+        let _ = (client, state);
+        false
+    }
 
     /// An op completed (called before the next [`schedule`](Policy::schedule)).
     fn on_op_complete(&mut self, done: &Completion<'_>) {

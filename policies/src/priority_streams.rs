@@ -1,8 +1,8 @@
 //! `priority-streams`: as `streams`, but the HP client's stream has the highest priority.
 
-use crate::client::ClientInfo;
+use crate::client::{ClientId, ClientInfo};
 use crate::policy::{Policy, StreamPriority};
-use crate::state::SchedContext;
+use crate::state::{SchedContext, SchedState};
 
 /// Every op is submitted at once; the HP stream gets the highest priority, BE streams the
 /// lowest, so the block dispatcher prefers HP blocks when a slot frees (running blocks are
@@ -23,5 +23,10 @@ impl Policy for PriorityStreams {
         for c in 0..cx.num_clients() {
             cx.submit_all(c);
         }
+    }
+
+    fn lone_client_submits_at_once(&self, _client: ClientId, _state: &SchedState) -> bool {
+        // Every call submits everything queued and keeps no state.
+        true
     }
 }

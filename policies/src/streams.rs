@@ -1,9 +1,9 @@
 //! `streams` and `mps`: uncontrolled spatial sharing, every op submitted at once on
 //! equal-priority streams; the hardware decides.
 
-use crate::client::ClientInfo;
+use crate::client::{ClientId, ClientInfo};
 use crate::policy::{Policy, StreamPriority};
-use crate::state::SchedContext;
+use crate::state::{SchedContext, SchedState};
 
 /// Every client's ops are submitted as soon as the client issues them, all streams at equal
 /// priority. Named `streams` (threads of one process) or `mps` (one process per client under
@@ -38,5 +38,10 @@ impl Policy for Streams {
         for c in 0..cx.num_clients() {
             cx.submit_all(c);
         }
+    }
+
+    fn lone_client_submits_at_once(&self, _client: ClientId, _state: &SchedState) -> bool {
+        // Every call submits everything queued and keeps no state.
+        true
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::client::{ClientId, ClientInfo};
 use crate::policy::{Policy, StreamPriority};
-use crate::state::{RequestDone, SchedContext};
+use crate::state::{RequestDone, SchedContext, SchedState};
 
 /// One client's request (or training iteration) at a time owns the GPU and runs to completion
 /// before any other client's work is submitted. At each boundary the HP client goes next if it
@@ -55,5 +55,13 @@ impl Policy for Temporal {
         if let Some(owner) = self.owner {
             cx.submit_all(owner);
         }
+    }
+
+    fn lone_client_submits_at_once(&self, client: ClientId, state: &SchedState) -> bool {
+        // With every other client idle, the owner is `client` or nobody (an owner is released
+        // when its request completes), and a call makes `client` the owner again if its request
+        // is under way (`next_turn` then becomes `client + 1` whatever it was): the state after
+        // a call depends only on the clients' states, and the call submits all of `client`'s ops.
+        self.owner.is_none_or(|o| o == client) && state.client(client).request_active()
     }
 }

@@ -1,11 +1,17 @@
 //! Simulator speed on one core: simulated events per second (criterion's element throughput)
-//! and, printed once per policy, simulated GPU-seconds per wall-second.
+//! and, printed once per policy, simulated GPU-seconds per wall-second, for the default engine
+//! (a client alone on the GPU fast-forwarded) and the event-by-event path.
+//!
+//! An event is one thing the engine processes in time order: a host event (an arrival, an op
+//! issue, a policy wake-up) or a GPU event (an op start, a cohort or transfer completion; in a
+//! fast-forwarded stretch, one per op: its completion). Both paths give the same report.
 //!
 //! `cargo bench -p orion-sim --bench engine`
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use orion_policies::ParamMap;
-use orion_sim::{IdealReference, run};
+use orion_sim::engine::Recording;
+use orion_sim::run::{IdealReference, run_with};
 use orion_traces::builtin::workload_scenario;
 use orion_traces::{DeviceSpec, Scenario, Stop};
 use std::time::Instant;
@@ -25,20 +31,25 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("{pair}/{SIMULATED_S}s"));
         group.sample_size(10);
         for policy in ["streams", "priority-streams", "reef", "orion"] {
-            let first = run(&sc, policy, &params, IdealReference::Skip).unwrap();
-            let t = Instant::now();
-            run(&sc, policy, &params, IdealReference::Skip).unwrap();
-            let wall = t.elapsed().as_secs_f64();
-            eprintln!(
-                "{pair} {policy}: {} events per run; {:.0} simulated s per wall s ({:.2} M events/s, one run)",
-                first.events,
-                SIMULATED_S as f64 / wall,
-                first.events as f64 / wall / 1e6
-            );
-            group.throughput(Throughput::Elements(first.events));
-            group.bench_with_input(BenchmarkId::from_parameter(policy), &policy, |b, p| {
-                b.iter(|| run(&sc, p, &params, IdealReference::Skip).unwrap())
-            });
+            for (path, event_by_event) in [("fast", false), ("event-by-event", true)] {
+                let rec = Recording { event_by_event, ..Recording::default() };
+                let once = || run_with(&sc, policy, &params, IdealReference::Skip, &rec).unwrap().0;
+                let first = once();
+                let t = Instant::now();
+                once();
+                let wall = t.elapsed().as_secs_f64();
+                let fast = first.report.engine.get("fast_forwarded_ops").and_then(|v| v.as_u64()).unwrap_or(0);
+                eprintln!(
+                    "{pair} {policy} {path}: {} events per run, {fast} ops fast-forwarded; {:.0} simulated s per wall s ({:.2} M events/s, one run)",
+                    first.events,
+                    SIMULATED_S as f64 / wall,
+                    first.events as f64 / wall / 1e6
+                );
+                group.throughput(Throughput::Elements(first.events));
+                group.bench_with_input(BenchmarkId::new(policy, path), &policy, |b, p| {
+                    b.iter(|| run_with(&sc, p, &params, IdealReference::Skip, &rec).unwrap())
+                });
+            }
         }
         group.finish();
     }

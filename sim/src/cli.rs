@@ -193,6 +193,10 @@ pub struct RunArgs {
     /// Part of the run the timeline and the utilisation plot show, FROM..TO (e.g. 1s..1.2s).
     #[arg(long, value_name = "FROM..TO", value_parser = Window::parse)]
     window: Option<Window>,
+    /// Process every event one by one, never fast-forwarding a client alone on the GPU (same
+    /// report, slower; for checking and timing the fast path).
+    #[arg(long)]
+    event_by_event: bool,
 }
 
 fn parse_mode(s: &str) -> Result<WorkKind, String> {
@@ -323,6 +327,7 @@ fn run_command(args: RunArgs, out: &mut dyn Write) -> Result<()> {
             to_ns: if window.to_ns == u64::MAX { scenario.stop.duration_ns } else { Some(window.to_ns) },
             buckets: 1000,
         }),
+        event_by_event: args.event_by_event,
     };
     let reference = if args.no_ideal { IdealReference::Skip } else { IdealReference::Simulate };
     let (result, detail) = run_with(&scenario, &policy, &params, reference, &recording)?;

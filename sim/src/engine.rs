@@ -7,7 +7,7 @@
 //! host events, then the policy runs once if anything changed and its submissions go to the GPU
 //! after the device's launch latency.
 
-use crate::gpu::{Done, GpuModel, GpuStats, NEVER, OpSpan, Utilization, UtilizationWindow};
+use crate::gpu::{Done, GpuModel, GpuStats, Lone, NEVER, OpSpan, Utilization, UtilizationWindow};
 use crate::shape::{Exec, shape_of};
 use orion_policies::report::ClientRecorder;
 use orion_policies::{
@@ -53,6 +53,9 @@ pub struct Recording {
     /// Sample SM occupancy and DRAM bandwidth per client over this window
     /// ([`SimOutcome::utilization`]).
     pub utilization: Option<UtilizationWindow>,
+    /// Process every event one by one: never fast-forward a client that has the GPU to itself
+    /// (see [`simulate_with`]). The results are the same; only the engine counters differ.
+    pub event_by_event: bool,
 }
 
 /// What the host and the policy did with an op of the op log.
@@ -82,6 +85,8 @@ pub struct SimOutcome {
     pub host_events: u64,
     /// Policy invocations.
     pub policy_calls: u64,
+    /// Ops that ran in fast-forwarded stretches (a client alone; see [`simulate_with`]).
+    pub fast_forwarded_ops: u64,
     /// When each op ran, in completion order (only with [`SimInput::record_ops`] or
     /// [`Recording::ops`]).
     pub ops: Vec<OpSpan>,
@@ -114,6 +119,19 @@ pub fn simulate(input: &SimInput<'_>, policy: &mut dyn Policy) -> Result<SimOutc
 }
 
 /// As [`simulate`], also recording what `recording` asks for.
+///
+/// # Fast-forwarding a client alone
+/// While one client is the only one with anything to do and the policy says it would submit
+/// that client's ops as soon as they are issued
+/// ([`Policy::lone_client_submits_at_once`](orion_policies::Policy::lone_client_submits_at_once)),
+/// the stretch up to the next time anything else can happen (another client's arrival, a
+/// policy wake-up, the end of the run) is fast-forwarded: the host model runs as usual, each
+/// issued op is submitted without calling the policy, and the GPU runs each op from a
+/// measurement of how it runs alone ([`Lone`]), one event per op instead of its start and
+/// cohorts. The stretch ends before the first op that would still run when something else can
+/// happen, so the GPU model takes over with no op under way; the policy is then called once.
+/// The results are those of the event-by-event path ([`Recording::event_by_event`]), which
+/// recording ops or utilisation also selects.
 pub fn simulate_with(
     input: &SimInput<'_>,
     policy: &mut dyn Policy,
@@ -152,28 +170,46 @@ pub fn simulate_with(
     let end = driver.end();
     let mut done: Vec<Done> = Vec::new();
     let mut commands: Vec<Command> = Vec::new();
+    let fast = !recording.event_by_event
+        && !detail
+        && !input.record_ops
+        && recording.utilization.is_none()
+        && launch_latency > 0
+        && input.device.kernel_gap_ns > 0;
+    let mut lone = fast.then(|| {
+        let sizes: Vec<Vec<usize>> = shapes.iter().map(|t| t.iter().map(Vec::len).collect()).collect();
+        Lone::new(input.device, &sizes)
+    });
+    let mut fast_forwarded_ops = 0;
+    // No stretch can be fast-forwarded before this time.
+    let mut lone_retry = 0;
     let mut now = 0;
+    // After a fast-forwarded stretch: its events are processed, the policy is due.
+    let mut resume = false;
     let end_ns = loop {
-        let t = driver.next_time().min(gpu.next_time());
-        if t == NEVER && !driver.needs_schedule() {
-            break now;
-        }
-        if t > end && !driver.needs_schedule() {
-            break end;
-        }
-        if t != NEVER {
-            now = now.max(t);
-        }
-        if gpu.next_time() <= now {
-            gpu.advance(now, &mut done);
-            for (client, seq) in done.drain(..) {
-                driver.op_done(client, seq, now);
+        if !resume {
+            let t = driver.next_time().min(gpu.next_time());
+            if t == NEVER && !driver.needs_schedule() {
+                break now;
+            }
+            if t > end && !driver.needs_schedule() {
+                break end;
+            }
+            if t != NEVER {
+                now = now.max(t);
+            }
+            if gpu.next_time() <= now {
+                gpu.advance(now, &mut done);
+                for (client, seq) in done.drain(..) {
+                    driver.op_done(client, seq, now);
+                }
+            }
+            driver.process_host_events(now);
+            if driver.stopped() {
+                break now;
             }
         }
-        driver.process_host_events(now);
-        if driver.stopped() {
-            break now;
-        }
+        resume = false;
         driver.schedule(now, &mut commands);
         for cmd in commands.drain(..) {
             match cmd {
@@ -188,6 +224,25 @@ pub fn simulate_with(
                     gpu.preempt(client, now);
                 }
             }
+        }
+        if let Some(lone) = lone.as_mut()
+            && now >= lone_retry
+            && let Some(c) = driver.lone_client()
+            && gpu.alone(c)
+            && let Some(t) = {
+                let last = fast_forward(c, lone, &mut driver, &mut gpu, &shapes, launch_latency, end, &mut commands);
+                // The stretch ended before an op that runs until something else can happen, or
+                // at the horizon: no new stretch can begin before then.
+                lone_retry = lone.bound();
+                last
+            }
+        {
+            fast_forwarded_ops += lone.completed();
+            now = t;
+            if driver.stopped() {
+                break now;
+            }
+            resume = true;
         }
     };
     let out = driver.finish();
@@ -206,10 +261,56 @@ pub fn simulate_with(
         gpu: gpu.stats(),
         host_events: out.host_events,
         policy_calls: out.policy_calls,
+        fast_forwarded_ops,
         ops,
         op_info,
         utilization,
     })
+}
+
+/// Fast-forwards client `c`, alone on the GPU, from now up to the next time anything else can
+/// happen (see [`simulate_with`]). Returns the time of the last event processed, `None` if
+/// there was none; the policy is then due a call at that time.
+#[allow(clippy::too_many_arguments)]
+fn fast_forward(
+    c: usize,
+    lone: &mut Lone,
+    driver: &mut Driver<'_>,
+    gpu: &mut GpuModel,
+    shapes: &[Vec<Vec<Exec>>],
+    launch_latency: u64,
+    end: u64,
+    commands: &mut Vec<Command>,
+) -> Option<u64> {
+    let horizon = driver.next_time_besides(c).min(end.saturating_add(1));
+    let queued = driver.state().client(c).in_flight().iter().map(|f| (f.op.profile.table, f.op.profile.row));
+    lone.begin(gpu, c, horizon, queued);
+    let mut last = None;
+    loop {
+        // Only this client's op issues and its GPU ops can come before the bound.
+        let t = lone.next_completion().min(driver.next_time());
+        if t >= lone.bound() {
+            break;
+        }
+        while let Some(seq) = lone.complete(t) {
+            driver.op_done(c, seq, t);
+        }
+        driver.process_host_events(t);
+        last = Some(t);
+        if driver.stopped() {
+            break;
+        }
+        driver.submit_lone(c, t, commands);
+        for cmd in commands.drain(..) {
+            let Command::Submit { client, seq, profile } = cmd else {
+                unreachable!("the lone path only submits");
+            };
+            let exec = shapes[client][profile.table as usize][profile.row as usize];
+            lone.submit(client, seq, exec, profile.table, profile.row, t + launch_latency);
+        }
+    }
+    lone.end(gpu);
+    last
 }
 
 /// Remembers what op `seq` of `client` is, as it is submitted at `now`.

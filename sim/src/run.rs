@@ -123,7 +123,8 @@ pub fn run_with(
         IdealReference::Simulate => {
             let mut ideal_policy = registry::build("ideal", &ParamMap::new())?;
             let stop = Stop { duration_ns: Some(simulated_ns.max(1)), requests: None };
-            let outs = solo_runs(scenario, &infos, ideal_policy.as_mut(), stop, &Recording::default())?;
+            let plain = Recording { event_by_event: recording.event_by_event, ..Recording::default() };
+            let outs = solo_runs(scenario, &infos, ideal_policy.as_mut(), stop, &plain)?;
             let parts = Parts::Dedicated(outs);
             let ideal = build_report(scenario, ideal_policy.as_ref(), &parts);
             detail.ideal_latencies_ns = Some(take_detail(parts).latencies_ns);
@@ -304,7 +305,7 @@ fn run_dedicated(
 
 fn build_report(scenario: &Scenario, policy: &dyn Policy, parts: &Parts) -> Report {
     let sm = scenario.device.sm_count as f64;
-    let (clients, duration_ns, busy, span, events, policy_calls, preempted) = match parts {
+    let (clients, duration_ns, busy, span, events, policy_calls, preempted, fast_forwarded) = match parts {
         Parts::Shared(o) => (
             o.recorders
                 .iter()
@@ -317,6 +318,7 @@ fn build_report(scenario: &Scenario, policy: &dyn Policy, parts: &Parts) -> Repo
             o.events(),
             o.policy_calls,
             o.gpu.preempted_work_ns,
+            o.fast_forwarded_ops,
         ),
         Parts::Dedicated(outs) => (
             outs.iter()
@@ -329,11 +331,13 @@ fn build_report(scenario: &Scenario, policy: &dyn Policy, parts: &Parts) -> Repo
             outs.iter().map(SimOutcome::events).sum(),
             outs.iter().map(|o| o.policy_calls).sum(),
             outs.iter().map(|o| o.gpu.preempted_work_ns).sum(),
+            outs.iter().map(|o| o.fast_forwarded_ops).sum(),
         ),
     };
     let mut engine = BTreeMap::new();
     engine.insert("events".to_string(), json!(events));
     engine.insert("policy_calls".to_string(), json!(policy_calls));
+    engine.insert("fast_forwarded_ops".to_string(), json!(fast_forwarded));
     if let Parts::Shared(o) = parts {
         engine.insert("gpu_op_starts".to_string(), json!(o.gpu.starts));
         engine.insert("gpu_cohorts".to_string(), json!(o.gpu.cohorts));

@@ -101,6 +101,7 @@ fn every_figure_type_renders_to_png_and_svg() {
     let rec = Recording {
         ops: false,
         utilization: Some(UtilizationWindow { from_ns: 0, to_ns: Some(2_000_000_000), buckets: 500 }),
+        ..Recording::default()
     };
     let (result, detail) = run_with(&sc, "streams", &ParamMap::new(), IdealReference::Simulate, &rec).unwrap();
     let cdf = LatencyCdf::of_run(&sc, &result.report, &detail).unwrap();

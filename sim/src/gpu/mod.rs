@@ -21,10 +21,12 @@
 //!   no SMs.
 
 pub mod contention;
+mod lone;
 pub mod sampling;
 
 use crate::shape::{Exec, KernelShape, Res};
 use contention::{Load, slowdowns};
+pub use lone::Lone;
 use orion_traces::DeviceSpec;
 use orion_traces::device::ContentionParams;
 use sampling::Sampler;
@@ -136,6 +138,8 @@ pub struct GpuModel {
     stats: GpuStats,
     log: Option<Vec<OpSpan>>,
     sampler: Option<Box<Sampler>>,
+    /// Every non-zero busy-SM increment, in order (for [`Lone`]'s measurements).
+    busy_log: Option<Vec<f64>>,
     wave_batching: bool,
     scratch_loads: Vec<Load>,
     scratch_dma: Vec<f64>,
@@ -190,6 +194,7 @@ impl GpuModel {
             stats: GpuStats::default(),
             log: None,
             sampler: None,
+            busy_log: None,
             wave_batching: true,
             scratch_loads: Vec::new(),
             scratch_dma: Vec::new(),
@@ -293,7 +298,13 @@ impl GpuModel {
         }
         let dt = (now - self.now) as f64;
         let covered: u64 = self.kernels.iter().map(|k| k.resident.min(self.sm_count)).sum();
-        self.stats.busy_sm_ns += covered.min(self.sm_count) as f64 * dt;
+        let busy = covered.min(self.sm_count) as f64 * dt;
+        self.stats.busy_sm_ns += busy;
+        if busy != 0.0
+            && let Some(log) = &mut self.busy_log
+        {
+            log.push(busy);
+        }
         for k in &mut self.kernels {
             for c in &mut k.cohorts {
                 c.progress = (c.progress + dt * k.rate).min(c.waves as f64);
