@@ -61,3 +61,4 @@ done
 # Python driver and the profiles, pack the rest.
 rm -rf "$OUT"/work/*/driver "$OUT"/work/*/traces
 tar -C "$OUT" -cJf "$OUT/work.tar.xz" work && rm -rf "$OUT/work"
+tar -C "$OUT" -cJf "$OUT/fig7-reports.tar.xz" "$(basename "$R")"

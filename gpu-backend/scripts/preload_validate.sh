@@ -13,12 +13,11 @@
 #      Poisson arrivals, as client 0; ResNet50 training b32, closed loop, as client 1), each
 #      client thread on its own stream, without the interposer and under `streams` and
 #      `orion` (request marks through the C ABI; the interposer's report at exit);
-#   4. overhead: ResNet50 inference b4 and training b32, no interposer / count / streams,
-#      up to ROUNDS alternating rounds (fewer if END, a deadline in epoch seconds, is near):
-#      medians and spread.
+#   4. overhead: interpose_overhead.sh on ResNet50 (inference b4, training b32; no interposer /
+#      count / streams / orion, ROUNDS interleaved rounds, fewer if END is near).
 # SECTIONS picks the sections (default: correct match serve overhead); CORRECT_MODELS and
 # MATCH_MODELS the models; REQ_C the timed requests of the correctness runs.
-# Results in $OUT: validate.log, correct-*.json, serve.json, overhead.json.
+# Results in $OUT: validate.log, correct-*.json, serve.json, overhead/.
 set -u
 OUT=${OUT:-./device-out}
 BIN=${BIN:-.carry}
@@ -108,40 +107,5 @@ print(json.dumps(res)[:6000])
 PY
 fi
 on overhead || exit 0
-echo "== 4. overhead" | tee -a "$LOG"
-for r in $(seq 1 $ROUNDS); do
-  if [ -n "${END:-}" ] && [ "$(date +%s)" -gt $((END - 50)) ]; then echo "deadline: $((r - 1)) rounds" | tee -a "$LOG"; break; fi
-  for mode in none count streams; do
-    a=(--model resnet50 --requests ${REQ:-300} --iters ${ITERS:-40} --no-deterministic --out "$W/o-$mode-$r.pt")
-    case $mode in
-      none) python3 $S run "${a[@]}" ;;
-      count) LD_PRELOAD=$LIB ORION_PRELOAD_MODE=count python3 $S run "${a[@]}" ;;
-      streams) LD_PRELOAD=$LIB ORION_PRELOAD_CONFIG=$W/streams.json timeout 120 python3 $S run "${a[@]}" ;;
-    esac >>"$LOG" 2>&1
-    echo "round $r $mode rc=$?" | tee -a "$LOG"
-  done
-done
-python3 - "$W" "$ROUNDS" "$OUT/overhead.json" <<'PY' 2>&1 | tee -a "$LOG"
-import json, statistics, sys, os, torch
-w, rounds, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-runs = {}
-for mode in ("none", "count", "streams"):
-    for r in range(1, rounds + 1):
-        f = os.path.join(w, f"o-{mode}-{r}.pt")
-        if os.path.exists(f):
-            d = torch.load(f, weights_only=False)
-            runs.setdefault(mode, {})[r] = {"infer_per_s": d["infer_per_s"], "train_per_s": d["train_per_s"]}
-res = {"rounds": rounds, "runs": runs, "summary": {}}
-for mode, rs in runs.items():
-    for k in ("infer_per_s", "train_per_s"):
-        v = [x[k] for x in rs.values()]
-        paired = [rs[r][k] / runs["none"][r][k] for r in rs if r in runs.get("none", {})]
-        res["summary"][f"{mode}.{k}"] = {"median": statistics.median(v), "min": min(v), "max": max(v),
-            "spread_pct": 100 * (max(v) - min(v)) / statistics.median(v),
-            "median_vs_none_pct": 100 * (statistics.median(v) / statistics.median([x[k] for x in runs["none"].values()]) - 1),
-            "paired_ratio_median_pct": 100 * (statistics.median(paired) - 1) if paired else None,
-            "paired_ratios": paired}
-json.dump(res, open(out, "w"), indent=1)
-for k, v in res["summary"].items():
-    print(k, json.dumps({a: b for a, b in v.items() if a != "paired_ratios"}))
-PY
+echo "== 4. overhead (interpose_overhead.sh)" | tee -a "$LOG"
+OUT=$OUT BIN=$BIN ROUNDS=$ROUNDS MODELS=resnet50 bash "$(dirname "$0")/interpose_overhead.sh"

@@ -446,6 +446,7 @@ impl Ctx<'_> {
             }
             if started.elapsed() > self.limit && !timed_out {
                 timed_out = true;
+                dump_stacks(&children);
                 stop_all(&mut children);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -456,9 +457,11 @@ impl Ctx<'_> {
             let log = self.file(l, ".log");
             if timed_out {
                 bail!(
-                    "the driver ran longer than the run plus --startup-timeout ({} s) and was stopped; log:\n{}",
+                    "the driver ran longer than the run plus --startup-timeout ({} s) and was stopped (every thread's \
+                     Python stack is at the end of its log {}); log:\n{}",
                     self.limit.as_secs(),
-                    tail(&log, 15)
+                    log.display(),
+                    tail(&log, 40)
                 );
             }
             let interrupted = self.interrupt.load(Ordering::SeqCst) && s.code() == Some(130);
@@ -501,6 +504,16 @@ impl Ctx<'_> {
         }
         Ok(docs.into_iter().flatten().collect())
     }
+}
+
+/// Asks each driver that is still running to print every thread's Python stack into its log
+/// (`driver.py` registers SIGUSR1 with `faulthandler`), and gives them a moment to do so.
+fn dump_stacks(children: &[Child]) {
+    for c in children {
+        // SAFETY: a signal to a child of this process (a no-op if it has already exited).
+        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGUSR1) };
+    }
+    std::thread::sleep(Duration::from_secs(2));
 }
 
 fn stop_all(children: &mut [Child]) {

@@ -19,6 +19,8 @@ struct Fake {
     fail: bool,
     /// The interposer's report says it failed and passed everything through.
     interposer_failed: bool,
+    /// Never finishes (prints a stack when sent SIGUSR1, as `driver.py` does).
+    hang: bool,
 }
 
 /// A fake `python3`: logs each call (workload file, LD_PRELOAD, MPS pipe folder) to
@@ -33,6 +35,10 @@ wl=""; out=""
 while [ $# -gt 0 ]; do case "$1" in --scenario) wl=$2; shift;; --out) out=$2; shift;; esac; shift; done
 echo "$wl ${{LD_PRELOAD:-none}} ${{CUDA_MPS_PIPE_DIRECTORY:-none}}" >> "{log}"
 if [ "{fail}" = yes ]; then echo "Traceback: fake failure" >&2; exit 1; fi
+if [ "{hang}" = yes ]; then
+  trap 'echo "Thread 0x7f00 (most recent call first): fake stack of a hung client" >&2' USR1
+  while :; do sleep 0.1; done
+fi
 names=$(grep -o '"name": "[^"]*"' "$wl" | sed 's/"name": "\(.*\)"/\1/')
 {{ printf '{{"format": "orion-rs-workload-serve/1", "env": {{"gpu": {{"name": "Fake GPU"}}, "torch": "0.0"}}, "interrupted": false, "stop_reason": "duration reached", "measured_phase_s": 2.0, "clients": ['
   sep=""; m=1
@@ -47,6 +53,7 @@ fi
 "#,
         log = log.display(),
         fail = if fake.fail { "yes" } else { "no" },
+        hang = if fake.hang { "yes" } else { "no" },
         failed = fake.interposer_failed,
     );
     let path = dir.join("python");
@@ -316,4 +323,15 @@ fn a_trace_without_a_model_is_refused_by_name() {
     std::fs::write(&csv, KERNELS).unwrap();
     let err = refused(&["--policy", "streams", "--trace", csv.to_str().unwrap()]);
     assert!(err.contains("names no model") && err.contains("mystery"), "{err}");
+}
+
+#[test]
+fn a_driver_that_hangs_is_stopped_with_its_stacks_in_the_error() {
+    let r = run(
+        Fake { hang: true, ..Fake::default() },
+        &["--policy", "temporal", "--trace", "resnet50_bert", "--duration", "1s", "--startup-timeout", "1"],
+    );
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert!(r.err.contains("ran longer than the run plus --startup-timeout (2 s)"), "{}", r.err);
+    assert!(r.err.contains("fake stack of a hung client"), "the stacks the driver printed: {}", r.err);
 }

@@ -10,6 +10,7 @@ See gpu-backend/workloads/README.md for the options, the output formats and exam
 import argparse
 import ctypes
 import datetime
+import faulthandler
 import gc
 import json
 import math
@@ -17,6 +18,7 @@ import os
 import platform
 import random
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -1206,6 +1208,9 @@ def cmd_serve(args):
 # ----------------------------------------------------------------------------------------------
 
 def main(argv=None):
+    # SIGUSR1 prints every thread's Python stack to stderr (orion-real sends it to a driver
+    # that ran past its time limit before stopping it, so that the log says where it hung).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     p = argparse.ArgumentParser(prog="driver.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd")

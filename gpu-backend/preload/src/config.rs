@@ -5,7 +5,9 @@
 //! * `ORION_PRELOAD_CONFIG`: the scheduler's configuration file (schedule mode).
 //! * `ORION_PRELOAD_REPORT`: a file the stats (what `orion_stats_json` returns: counts per
 //!   entry point, and in schedule mode each client's matching counts and request latencies)
-//!   are written to when the process exits (counting and schedule modes).
+//!   are written to when the process exits (counting and schedule modes), if it launched, copied,
+//!   set or synchronised anything (a child process that inherited the variable does not
+//!   overwrite the report).
 //! * `ORION_PRELOAD_FAULT`: test hooks, `panic-init` (panic while starting) or `panic-hook`
 //!   (panic inside the first counted call).
 //!
@@ -24,6 +26,14 @@ static REPORT_PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 extern "C" fn write_report_at_exit() {
     let _ = crate::guard::guarded("ORION_PRELOAD_REPORT", || {
         let Some(path) = REPORT_PATH.get() else { return };
+        // A child process inherits the environment (the driver runs `nvidia-smi` and `git`):
+        // one that never launched or copied anything must not overwrite the report of the
+        // process the report is for.
+        use crate::stats::{Category, captured};
+        if [Category::Kernel, Category::Memcpy, Category::Memset, Category::Sync].into_iter().all(|c| captured(c) == 0)
+        {
+            return;
+        }
         let text = crate::abi::stats_text();
         if let Err(e) = std::fs::write(path, text) {
             crate::guard::write_stderr(&format!("orion-preload: ORION_PRELOAD_REPORT={path}: {e}\n"));

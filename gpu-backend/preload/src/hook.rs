@@ -32,6 +32,9 @@ pub fn counted(entry: Entry, call: impl FnOnce() -> Status) -> Status {
             panic!("injected fault (ORION_PRELOAD_FAULT=panic-hook) in {}", entry.name());
         }
         stats::count(entry, outer, r == SUCCESS);
+        if outer {
+            stats::waited(entry, crate::schedule::take_waited());
+        }
     });
     r
 }

@@ -372,8 +372,16 @@ static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
 
 thread_local! {
     static CLIENT: Cell<i32> = const { Cell::new(-1) };
+    /// Time this thread spent waiting for queued work since [`take_waited`] last read it, ns.
+    static WAITED: Cell<u64> = const { Cell::new(0) };
     /// The last stream this (client) thread was noted as launching on, plus one (0: none).
     static LAST_STREAM: Cell<usize> = const { Cell::new(0) };
+    /// For a thread that is not a registered client (PyTorch's autograd thread): the client
+    /// whose queue it last put an op into (-1: none). Its waits that cannot name a stream are
+    /// for that client's queue, not for every client's: another client's queued ops may be
+    /// held back by the policy until this one's request completes (`temporal` holds every
+    /// other client's), and that request may be waiting for this very thread.
+    static LAST_QUEUED: Cell<i32> = const { Cell::new(-1) };
 }
 
 /// Starts the scheduler from the configuration file at `path`.
@@ -439,6 +447,7 @@ pub fn request_begin(id: i32, scheduled_arrival_ns: u64) {
     let Some(s) = shared() else { return };
     let Some(c) = s.clients.get(id as usize) else { return };
     wait_client(id as usize);
+    take_waited();
     c.in_request.store(true, Ordering::Release);
     push(s, id as usize, Msg::Begin(scheduled_arrival_ns));
 }
@@ -448,6 +457,7 @@ pub fn request_end(id: i32) {
     let Some(s) = shared() else { return };
     let Some(c) = s.clients.get(id as usize) else { return };
     wait_client(id as usize);
+    take_waited();
     c.in_request.store(false, Ordering::Release);
     push(s, id as usize, Msg::End);
 }
@@ -527,9 +537,12 @@ pub fn capture_target(key: Option<usize>) -> Option<usize> {
     }
     let owner = stream_owner(s, key);
     let open_clients: Vec<usize> = (0..s.clients.len()).filter(|&c| open(c)).collect();
-    match route_unregistered(owner.map(|o| (o, open(o))), &open_clients) {
+    let last = LAST_QUEUED.with(Cell::get);
+    let last = (last >= 0).then_some(last as usize);
+    match route_unregistered(owner.map(|o| (o, open(o))), &open_clients, last) {
         Route::Queue(c) => {
             s.adopted[c].fetch_add(1, Ordering::Relaxed);
+            LAST_QUEUED.with(|l| l.set(c as i32));
             Some(c)
         }
         Route::AfterClient(c) => {
@@ -558,13 +571,20 @@ pub enum Route {
 }
 
 /// The rule for an unregistered thread's op: `owner` is the client that launches on the op's
-/// stream (and whether its request is open), `open` the clients whose request is open.
-pub fn route_unregistered(owner: Option<(usize, bool)>, open: &[usize]) -> Route {
+/// stream (and whether its request is open), `open` the clients whose request is open, `last`
+/// the client whose queue the thread last put an op into. With no stream to go by and several
+/// clients open, the op follows the thread's own earlier work (`last`) rather than every
+/// queue: waiting for a client whose ops the policy holds back until the thread's client
+/// finishes would never end.
+pub fn route_unregistered(owner: Option<(usize, bool)>, open: &[usize], last: Option<usize>) -> Route {
     match (owner, open) {
         (Some((o, true)), _) => Route::Queue(o),
         (Some((o, false)), _) => Route::AfterClient(o),
         (None, [only]) => Route::Queue(*only),
-        (None, _) => Route::AfterAll,
+        (None, _) => match last {
+            Some(l) => Route::AfterClient(l),
+            None => Route::AfterAll,
+        },
     }
 }
 
@@ -605,16 +625,20 @@ pub fn host_wait_event(ev: usize) {
 }
 
 /// Waits until every op client `c` had queued when called has completed (or the scheduler
-/// stopped).
-pub fn wait_client(c: usize) {
-    let Some(s) = shared() else { return };
-    let Some(cs) = s.clients.get(c) else { return };
+/// stopped); returns how long it waited (ns; 0 when nothing was outstanding).
+pub fn wait_client(c: usize) -> u64 {
+    let Some(s) = shared() else { return 0 };
+    let Some(cs) = s.clients.get(c) else { return 0 };
     // A snapshot: ops queued after the call (by other threads) are not waited for.
     let target = cs.issued.load(Ordering::Acquire);
+    if cs.completed.load(Ordering::Acquire) >= target {
+        return 0;
+    }
+    let t0 = now_ns();
     let mut spins = 0u32;
     while cs.completed.load(Ordering::Acquire) < target {
         if SCHEDULER_DEAD.load(Ordering::Acquire) {
-            return;
+            break;
         }
         spins += 1;
         if spins < 2000 {
@@ -625,15 +649,20 @@ pub fn wait_client(c: usize) {
             std::thread::sleep(Duration::from_micros(20));
         }
     }
+    let waited = now_ns().saturating_sub(t0).max(1);
+    WAITED.with(|w| w.set(w.get() + waited));
+    waited
 }
 
-/// Waits for every client's queued ops.
-pub fn wait_all() {
-    if let Some(s) = shared() {
-        for c in 0..s.clients.len() {
-            wait_client(c);
-        }
-    }
+/// How long the calling thread waited for queued work since the last call (ns), for the
+/// per-entry wait counters.
+pub fn take_waited() -> u64 {
+    WAITED.with(|w| w.replace(0))
+}
+
+/// Waits for every client's queued ops; returns how long it waited (ns).
+pub fn wait_all() -> u64 {
+    shared().map_or(0, |s| (0..s.clients.len()).map(wait_client).sum())
 }
 
 /// Whether client `c` has queued ops that have not completed.
@@ -655,30 +684,42 @@ pub enum Scope {
     Device,
 }
 
-/// Waits for the queued work a call of scope `scope` must see: a registered client's own
-/// queue always, plus the queue of the client that owns the stream; an unregistered thread
-/// waits for the stream's client, or for every client when the stream is not one client's;
-/// a device-wide call waits for every client.
-pub fn wait_for(scope: Scope) {
-    let Some(s) = shared() else { return };
+/// Waits for the queued work a call of scope `scope` must see, and returns how long it
+/// waited (ns). A registered client waits for its own queue, plus the queue of the client that
+/// owns the stream; a device-wide call of a client waits for its own queue only (the real call
+/// then waits for everything already submitted: another client's ops that the policy still
+/// holds are not the caller's to wait for, and under `temporal` they wait for the caller). A
+/// thread that is not a client (PyTorch's autograd thread) waits for the stream's client, else
+/// for the client whose queue it last used, else (a thread that never queued anything) for
+/// every client.
+pub fn wait_for(scope: Scope) -> u64 {
+    let Some(s) = shared() else { return 0 };
     let id = CLIENT.with(Cell::get);
     let own = (id >= 0 && (id as usize) < s.clients.len()).then_some(id as usize);
+    let last = LAST_QUEUED.with(Cell::get);
+    let mine = own.or((last >= 0 && (last as usize) < s.clients.len()).then_some(last as usize));
     match scope {
-        Scope::Device => wait_all(),
-        Scope::Caller => match own {
+        Scope::Device | Scope::Caller => match mine {
             Some(c) => wait_client(c),
             None => wait_all(),
         },
         Scope::Stream(key) => {
+            let mut waited = 0;
             if let Some(c) = own {
-                wait_client(c);
+                waited += wait_client(c);
             }
             match stream_owner(s, key) {
-                Some(o) if Some(o) != own => wait_client(o),
+                Some(o) if Some(o) != own => waited += wait_client(o),
                 Some(_) => {}
-                None if own.is_none() => wait_all(),
+                None if own.is_none() => {
+                    waited += match mine {
+                        Some(c) => wait_client(c),
+                        None => wait_all(),
+                    }
+                }
                 None => {}
             }
+            waited
         }
     }
 }
@@ -1119,6 +1160,49 @@ struct ClientCounters {
     mismatches: Vec<(u64, usize, String)>,
 }
 
+/// The scheduler thread's counters: its policy calls and submission errors, and where its time
+/// goes (ns in all), to tell its cost from the GPU's.
+#[derive(Default)]
+struct LoopTimes {
+    policy_calls: u64,
+    submit_errors: u64,
+    /// The first submission that failed, and how.
+    first_error: String,
+    loops: u64,
+    /// Reading the clients' messages: matching ops to profiles, telling the state.
+    drain_ns: u64,
+    /// Event queries and completions (with the policy's completion callbacks).
+    complete_ns: u64,
+    queries: u64,
+    /// The policy's `schedule` calls.
+    policy_ns: u64,
+    /// Submitting admitted ops (the real launch and copy calls).
+    submit_ns: u64,
+    submitted: u64,
+    /// Recording one event per client after each batch of submitted ops.
+    record_ns: u64,
+    batches: u64,
+}
+
+impl LoopTimes {
+    fn to_json(&self) -> Value {
+        let per = |ns: u64, n: u64| if n == 0 { 0.0 } else { ns as f64 / n as f64 };
+        json!({
+            "loops": self.loops,
+            "drain_ms": self.drain_ns as f64 / 1e6,
+            "complete_ms": self.complete_ns as f64 / 1e6,
+            "event_queries": self.queries,
+            "policy_ms": self.policy_ns as f64 / 1e6,
+            "submit_ms": self.submit_ns as f64 / 1e6,
+            "submitted": self.submitted,
+            "submit_ns_per_op": per(self.submit_ns, self.submitted),
+            "record_ms": self.record_ns as f64 / 1e6,
+            "batches": self.batches,
+            "ops_per_batch": per(self.submitted, self.batches),
+        })
+    }
+}
+
 /// Request latencies kept per client for the report.
 const MAX_LATENCIES: usize = 100_000;
 /// Mismatched ops listed per client in the report.
@@ -1167,16 +1251,17 @@ fn scheduler_main(shared: &Shared) {
     let n = infos.len();
     let mut gpu: Option<Gpu> = None;
     let mut pending: Vec<VecDeque<(u64, Captured)>> = (0..n).map(|_| VecDeque::new()).collect();
-    let mut in_flight: Vec<VecDeque<*mut c_void>> = (0..n).map(|_| VecDeque::new()).collect();
+    // Per client: the events recorded after each batch of submitted ops, with the batch's size.
+    let mut in_flight: Vec<VecDeque<(*mut c_void, usize)>> = (0..n).map(|_| VecDeque::new()).collect();
+    let mut batch = vec![0usize; n];
+    let mut msgs: VecDeque<Msg> = VecDeque::new();
+    let mut times = LoopTimes::default();
     let mut arrival = vec![0u64; n];
     let mut index = vec![0usize; n];
     let mut end_pending = vec![false; n];
     let mut counters = vec![ClientCounters::default(); n];
     let mut actions: Vec<Action> = Vec::new();
     let mut wake_at = u64::MAX;
-    let mut policy_calls = 0u64;
-    let mut submit_errors = 0u64;
-    let mut first_error = String::new();
     let mut idle_since = now_ns();
     let mut last_stats = 0u64;
     // When each client's last op completed (a request ends there).
@@ -1216,12 +1301,13 @@ fn scheduler_main(shared: &Shared) {
         let mut dirty = false;
         let now = now_ns();
         // 1. What the clients did, in program order.
+        let t_start = now;
         for c in 0..n {
-            let msgs: Vec<Msg> = {
+            {
                 let mut q = shared.clients[c].inbox.lock().unwrap_or_else(|e| e.into_inner());
-                q.drain(..).collect()
-            };
-            for m in msgs {
+                std::mem::swap(&mut *q, &mut msgs);
+            }
+            for m in msgs.drain(..) {
                 dirty = true;
                 match m {
                     Msg::Begin(t) => {
@@ -1263,32 +1349,39 @@ fn scheduler_main(shared: &Shared) {
                 }
             }
         }
-        // 2. Completions (ops of a client complete in order).
+        // 2. Completions. The ops of a client complete in order, on its stream, and one event
+        // follows the last op of each batch submitted together: when it has completed, so has
+        // every op of the batch.
+        let t_drained = now_ns();
+        times.drain_ns += t_drained - t_start;
         if let Some(g) = gpu.as_mut() {
             for c in 0..n {
-                while let Some(&ev) = in_flight[c].front() {
+                while let Some(&(ev, ops)) = in_flight[c].front() {
+                    times.queries += 1;
                     // SAFETY: an event this thread created and recorded.
                     if unsafe { (g.event_query)(ev) } != SUCCESS {
                         break;
                     }
                     in_flight[c].pop_front();
                     g.pool.push(ev);
-                    let done = state.complete(c);
-                    let record = state.client(c).record(done.op.profile).clone();
-                    policy.on_op_complete(&Completion {
-                        client: c,
-                        op: done.op,
-                        record: &record,
-                        submitted_at: done.submitted_at,
-                        completed_at: now,
-                    });
-                    counters[c].completed += 1;
+                    for _ in 0..ops {
+                        let done = state.complete(c);
+                        policy.on_op_complete(&Completion {
+                            client: c,
+                            op: done.op,
+                            record: state.client(c).record(done.op.profile),
+                            submitted_at: done.submitted_at,
+                            completed_at: now,
+                        });
+                    }
+                    counters[c].completed += ops as u64;
                     last_done[c] = now;
-                    shared.clients[c].completed.fetch_add(1, Ordering::AcqRel);
+                    shared.clients[c].completed.fetch_add(ops as u64, Ordering::AcqRel);
                     dirty = true;
                 }
             }
         }
+        times.complete_ns += now_ns() - t_drained;
         // 3. Requests whose end was marked and whose work is done.
         for c in 0..n {
             if end_pending[c] {
@@ -1298,7 +1391,8 @@ fn scheduler_main(shared: &Shared) {
         // 4. The policy.
         if dirty || now >= wake_at {
             wake_at = u64::MAX;
-            policy_calls += 1;
+            times.policy_calls += 1;
+            let t_policy = now_ns();
             let wake = {
                 let mut cx = state.context(now, &mut actions);
                 policy.schedule(&mut cx);
@@ -1307,6 +1401,8 @@ fn scheduler_main(shared: &Shared) {
             if let Some(w) = wake {
                 wake_at = w;
             }
+            let t_submit = now_ns();
+            times.policy_ns += t_submit - t_policy;
             for a in actions.drain(..) {
                 let Action::Submit { client, seq } = a else { continue };
                 if gpu.is_none() {
@@ -1318,29 +1414,39 @@ fn scheduler_main(shared: &Shared) {
                 let g = gpu.as_mut().expect("created above");
                 let Some((s, mut op)) = pending[client].pop_front() else { continue };
                 debug_assert_eq!(s, seq);
-                let stream = g.streams[client];
                 // SAFETY: a captured op of this process, submitted in its client's order.
-                let r = unsafe { op.work.submit(stream) };
+                let r = unsafe { op.work.submit(g.streams[client]) };
                 if r != SUCCESS {
-                    submit_errors += 1;
-                    if first_error.is_empty() {
-                        first_error = format!("{:?} {} returned {r}", op.key.kind, op.key.name);
+                    times.submit_errors += 1;
+                    if times.first_error.is_empty() {
+                        times.first_error = format!("{:?} {} returned {r}", op.key.kind, op.key.name);
                     }
                 }
-                let ev = match g.event() {
-                    Ok(e) => e,
-                    Err(e) => return fatal(&e),
-                };
-                // SAFETY: an event of this thread on its own stream.
-                unsafe { (g.event_record)(ev, stream) };
-                in_flight[client].push_back(ev);
+                batch[client] += 1;
                 counters[client].submitted += 1;
+                times.submitted += 1;
             }
+            let t_record = now_ns();
+            times.submit_ns += t_record - t_submit;
+            if let Some(g) = gpu.as_mut() {
+                for (client, ops) in batch.iter_mut().enumerate().filter(|(_, ops)| **ops > 0) {
+                    let ev = match g.event() {
+                        Ok(e) => e,
+                        Err(e) => return fatal(&e),
+                    };
+                    // SAFETY: an event of this thread on its own stream.
+                    unsafe { (g.event_record)(ev, g.streams[client]) };
+                    in_flight[client].push_back((ev, std::mem::take(ops)));
+                    times.batches += 1;
+                }
+            }
+            times.record_ns += now_ns() - t_record;
         }
+        times.loops += 1;
         // 5. Stats now and then; wait when idle.
         if now - last_stats > 20_000_000 {
             last_stats = now;
-            publish(shared, &*policy, &counters, policy_calls, submit_errors, &first_error, gpu.as_ref());
+            publish(shared, &*policy, &counters, gpu.as_ref(), &times);
         }
         let busy = dirty || in_flight.iter().any(|q| !q.is_empty());
         if busy {
@@ -1355,15 +1461,7 @@ fn scheduler_main(shared: &Shared) {
     }
 }
 
-fn publish(
-    shared: &Shared,
-    policy: &dyn Policy,
-    counters: &[ClientCounters],
-    policy_calls: u64,
-    submit_errors: u64,
-    first_error: &str,
-    gpu: Option<&Gpu>,
-) {
+fn publish(shared: &Shared, policy: &dyn Policy, counters: &[ClientCounters], gpu: Option<&Gpu>, times: &LoopTimes) {
     let clients: Vec<Value> = counters
         .iter()
         .zip(&shared.config.clients)
@@ -1380,11 +1478,12 @@ fn publish(
         "policy": policy.name(),
         "params": policy.params(),
         "counters": policy.counters(),
-        "policy_calls": policy_calls,
-        "submit_errors": submit_errors,
-        "first_submit_error": first_error,
+        "policy_calls": times.policy_calls,
+        "submit_errors": times.submit_errors,
+        "first_submit_error": times.first_error,
         "stream_priorities": gpu.map(|g| g.cuda_priorities.clone()),
         "unregistered_calls_drained": shared.drained_for_unregistered.load(Ordering::Relaxed),
+        "scheduler_thread": times.to_json(),
         "clients": clients,
     });
     if let Ok(mut s) = shared.stats.lock() {
@@ -1471,13 +1570,17 @@ mod tests {
     fn unregistered_threads_follow_their_stream_then_the_one_open_client() {
         // Autograd's thread on client 1's stream, client 1 inside a request: client 1's queue,
         // even with client 0 open too.
-        assert_eq!(route_unregistered(Some((1, true)), &[0, 1]), Route::Queue(1));
+        assert_eq!(route_unregistered(Some((1, true)), &[0, 1], None), Route::Queue(1));
         // Its client between requests: to CUDA after that client's queue.
-        assert_eq!(route_unregistered(Some((1, false)), &[0]), Route::AfterClient(1));
+        assert_eq!(route_unregistered(Some((1, false)), &[0], None), Route::AfterClient(1));
         // An unknown or shared stream: the one open client, else after every queue.
-        assert_eq!(route_unregistered(None, &[2]), Route::Queue(2));
-        assert_eq!(route_unregistered(None, &[0, 2]), Route::AfterAll);
-        assert_eq!(route_unregistered(None, &[]), Route::AfterAll);
+        assert_eq!(route_unregistered(None, &[2], None), Route::Queue(2));
+        assert_eq!(route_unregistered(None, &[0, 2], None), Route::AfterAll);
+        assert_eq!(route_unregistered(None, &[], None), Route::AfterAll);
+        // ... unless the thread has put work into a client's queue before: then after that
+        // client's queue only (the other's may be held back until that client's request ends).
+        assert_eq!(route_unregistered(None, &[0, 2], Some(2)), Route::AfterClient(2));
+        assert_eq!(route_unregistered(None, &[0], Some(2)), Route::Queue(0));
     }
 
     #[test]

@@ -201,6 +201,31 @@ pub fn count(entry: Entry, outer: bool, ok: bool) {
     }
 }
 
+/// Outermost calls that first waited for queued work (scheduling mode), per entry, and the
+/// time they waited, ns.
+static WAITS: [AtomicU64; MAX] = [ZERO; MAX];
+static WAIT_NS: [AtomicU64; MAX] = [ZERO; MAX];
+
+/// Counts a call of `entry` that waited `ns` for queued work first (nothing when `ns` is 0).
+pub fn waited(entry: Entry, ns: u64) {
+    if ns > 0 {
+        WAITS[entry as usize].fetch_add(1, Ordering::Relaxed);
+        WAIT_NS[entry as usize].fetch_add(ns, Ordering::Relaxed);
+    }
+}
+
+fn waits_json() -> Value {
+    let mut m = Map::new();
+    for (e, name, _) in ENTRIES {
+        let n = WAITS[*e as usize].load(Ordering::Relaxed);
+        if n > 0 {
+            let ms = WAIT_NS[*e as usize].load(Ordering::Relaxed) as f64 / 1e6;
+            m.insert((*name).to_string(), json!({"calls": n, "ms": ms}));
+        }
+    }
+    Value::Object(m)
+}
+
 static UNCAPTURED: [AtomicU64; MAX] = [ZERO; MAX];
 static UNCAPTURED_REASON: Mutex<String> = Mutex::new(String::new());
 
@@ -242,7 +267,7 @@ pub fn captured(category: Category) -> u64 {
 
 /// Sets the call counters (not the wrapping facts) back to zero.
 pub fn reset() {
-    for t in [&OUTER, &NESTED, &FAILED, &UNCAPTURED] {
+    for t in [&OUTER, &NESTED, &FAILED, &UNCAPTURED, &WAITS, &WAIT_NS] {
         for c in t.iter() {
             c.store(0, Ordering::Relaxed);
         }
@@ -261,8 +286,8 @@ fn nonzero(table: &[AtomicU64; MAX]) -> Value {
 }
 
 /// Everything counted, as JSON: `captured` (successful outermost calls per category), and per
-/// entry `calls`, `nested`, `failed`, `wrapped_dlsym`, `wrapped_getproc`, plus `unwrapped` and
-/// the `lookups` seen.
+/// entry `calls`, `nested`, `failed`, `wrapped_dlsym`, `wrapped_getproc`, `waits` (calls that
+/// first waited for queued work, and how long in all), plus `unwrapped` and the `lookups` seen.
 pub fn to_json() -> Value {
     let mut captured_map = Map::new();
     for c in Category::ALL {
@@ -278,6 +303,7 @@ pub fn to_json() -> Value {
         "wrapped_getproc": nonzero(&WRAPPED_GETPROC),
         "unwrapped": UNWRAPPED.load(Ordering::Relaxed),
         "uncaptured": nonzero(&UNCAPTURED),
+        "waits": waits_json(),
         "uncaptured_first_reason": UNCAPTURED_REASON.lock().map(|s| s.clone()).unwrap_or_default(),
         "lookups": lookups,
     })

@@ -80,7 +80,7 @@ def run(args):
     st = torch.cuda.Stream()
     st.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(st):
-        for _ in range(10):
+        for _ in range(args.infer_warmup):
             marks.step(wl, 0)
         res["infer_out"] = [t.clone() for t in marks.step(wl, 0)]
         t = time.perf_counter()
@@ -97,7 +97,7 @@ def run(args):
     st.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(st):
         res["losses"] = [marks.step(wl, 1) for _ in range(3)]
-        for _ in range(3):
+        for _ in range(args.train_warmup):
             marks.step(wl, 1)
         t = time.perf_counter()
         for _ in range(args.iters):
@@ -158,6 +158,8 @@ def main():
     r.add_argument("--iters", type=int, default=30)
     r.add_argument("--infer-batch", type=int, default=4)
     r.add_argument("--train-batch", type=int, default=32)
+    r.add_argument("--infer-warmup", type=int, default=10, help="untimed inference requests first")
+    r.add_argument("--train-warmup", type=int, default=3, help="untimed training iterations first (after 3 more)")
     r.add_argument("--no-deterministic", action="store_true")
     c = sub.add_parser("compare")
     c.add_argument("files", nargs="+")

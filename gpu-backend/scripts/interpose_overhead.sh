@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# On the GPU machine, in the repository root (interposer built by build_carry.sh; BIN names
+# the folder holding liborion_preload.so): the interposer's overhead on one client alone
+# (issue 6: at most 5% throughput lost with a pass-through policy). Each run is one process of
+# gpu-backend/preload/tests/sched_check.py: an inference phase (batch 4, REQ timed requests after
+# IWARM untimed ones) then a training phase (the model's training batch, ITERS timed iterations
+# after TWARM+3 untimed), each client on its own stream, one client at a time. Modes:
+#   none     no interposer;
+#   count    the interposer counting every call, passing it on;
+#   streams  scheduling mode, policy `streams` (every op submitted as soon as it is captured);
+#   orion    scheduling mode, policy `orion` (the client alone is the HP client).
+# MODELS x MODES, ROUNDS rounds interleaved (fewer if END, a deadline in epoch seconds, is near).
+# Results in $OUT/overhead: overhead.json (per model, mode and phase: median, spread, median of
+# the ratios to `none` within each round; the interposer's waits and scheduler-thread times of
+# the last round) and overhead.log.
+set -u
+OUT=${OUT:-./device-out}/overhead
+BIN=${BIN:-.carry}
+ROUNDS=${ROUNDS:-3}
+MODELS=${MODELS:-resnet50}
+MODES=${MODES:-none count streams orion}
+W=${WORK:-/tmp/orion-overhead}
+mkdir -p "$OUT" "$W"
+export LD_LIBRARY_PATH=/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export PYTHONUNBUFFERED=1
+LIB=$PWD/$BIN/liborion_preload.so
+S=gpu-backend/preload/tests/sched_check.py
+LOG=$OUT/overhead.log
+for p in streams orion; do
+  printf '{"policy": "%s", "device": {"name": "H100", "sm_count": 132}, "clients": [{"name": "infer", "role": "hp", "kind": "inference", "warmup": 0}, {"name": "train", "role": "be", "kind": "training", "warmup": 0}]}\n' "$p" >"$W/$p.json"
+done
+train_batch() { case $1 in mobilenetv2) echo 64 ;; bert|transformer) echo 8 ;; *) echo 32 ;; esac; }
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv >>"$LOG" 2>&1
+for r in $(seq 1 "$ROUNDS"); do
+  if [ -n "${END:-}" ] && [ "$(date +%s)" -gt $((END - 60)) ]; then echo "deadline: $((r - 1)) rounds" | tee -a "$LOG"; break; fi
+  for m in $MODELS; do
+    for mode in $MODES; do
+      a=(--model "$m" --train-batch "$(train_batch "$m")" --requests "${REQ:-600}" --iters "${ITERS:-40}"
+         --infer-warmup "${IWARM:-100}" --train-warmup "${TWARM:-5}" --no-deterministic --out "$W/$m-$mode-$r.pt")
+      t0=$(date +%s.%N)
+      case $mode in
+        none) timeout 300 python3 $S run "${a[@]}" ;;
+        count) LD_PRELOAD=$LIB ORION_PRELOAD_MODE=count timeout 300 python3 $S run "${a[@]}" ;;
+        *) LD_PRELOAD=$LIB ORION_PRELOAD_CONFIG=$W/$mode.json timeout 300 python3 $S run "${a[@]}" ;;
+      esac >>"$LOG" 2>&1
+      echo "round $r $m $mode rc=$? $(python3 -c "import time; print('%.1f s' % (time.time() - $t0))")" | tee -a "$LOG"
+    done
+  done
+done
+python3 - "$W" "$OUT/overhead.json" "$MODELS" "$MODES" <<'PY' 2>&1 | tee -a "$LOG"
+import glob, json, os, re, statistics, sys, torch
+w, out, models, modes = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
+runs = {}
+for f in glob.glob(os.path.join(w, "*.pt")):
+    m = re.match(r"(.+)-([a-z]+)-(\d+)\.pt$", os.path.basename(f))
+    if not m:
+        continue
+    d = torch.load(f, weights_only=False)
+    runs.setdefault(m[1], {}).setdefault(m[2], {})[int(m[3])] = d
+res = {"rounds": {m: {k: sorted(v) for k, v in r.items()} for m, r in runs.items()}, "summary": {}, "interposer": {}}
+for model, by_mode in runs.items():
+    for mode, rs in by_mode.items():
+        for k in ("infer_per_s", "train_per_s"):
+            v = [d[k] for d in rs.values()]
+            base = by_mode.get("none", {})
+            paired = [rs[r][k] / base[r][k] for r in rs if r in base]
+            res["summary"][f"{model}.{mode}.{k}"] = {
+                "n": len(v), "median": statistics.median(v), "min": min(v), "max": max(v),
+                "spread_pct": 100 * (max(v) - min(v)) / statistics.median(v),
+                "paired_vs_none_pct": 100 * (statistics.median(paired) - 1) if paired else None,
+                "paired_ratios": paired}
+        last = rs[max(rs)].get("stats")
+        if last:
+            sch = last.get("schedule") or {}
+            res["interposer"][f"{model}.{mode}"] = {
+                "waits": last.get("waits"), "calls": last.get("calls"), "uncaptured": last.get("uncaptured"),
+                "scheduler_thread": sch.get("scheduler_thread"), "policy_calls": sch.get("policy_calls"),
+                "submit_errors": sch.get("submit_errors"),
+                "clients": [{k: c.get(k) for k in ("name", "submitted", "completed", "requests", "ops_from_other_threads")}
+                            for c in sch.get("clients", [])]}
+json.dump(res, open(out, "w"), indent=1)
+for k, v in sorted(res["summary"].items()):
+    print(k, json.dumps({a: (round(b, 3) if isinstance(b, float) else b) for a, b in v.items() if a != "paired_ratios"}))
+for k, v in sorted(res["interposer"].items()):
+    print(k, json.dumps({a: b for a, b in v.items() if a != "calls"}))
+PY
