@@ -8,7 +8,8 @@
 #   none     no interposer;
 #   count    the interposer counting every call, passing it on;
 #   streams  scheduling mode, policy `streams` (every op submitted as soon as it is captured);
-#   orion    scheduling mode, policy `orion` (the client alone is the HP client).
+#   orion    scheduling mode, policy `orion` (the client alone is the HP client);
+#   streamsN, orionN: the same with ORION_PRELOAD_POLL_US=N (the scheduler's completion polling).
 # MODELS x MODES, ROUNDS rounds interleaved (fewer if END, a deadline in epoch seconds, is near).
 # Results in $OUT/overhead: overhead.json (per model, mode and phase: median, spread, median of
 # the ratios to `none` within each round; the interposer's waits and scheduler-thread times of
@@ -31,6 +32,7 @@ for p in streams orion; do
 done
 train_batch() { case $1 in mobilenetv2) echo 64 ;; bert|transformer) echo 8 ;; *) echo 32 ;; esac; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv >>"$LOG" 2>&1
+echo "nproc $(nproc); cgroup cpu.max $(cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo -)" >>"$LOG"
 for r in $(seq 1 "$ROUNDS"); do
   if [ -n "${END:-}" ] && [ "$(date +%s)" -gt $((END - 60)) ]; then echo "deadline: $((r - 1)) rounds" | tee -a "$LOG"; break; fi
   for m in $MODELS; do
@@ -41,7 +43,9 @@ for r in $(seq 1 "$ROUNDS"); do
       case $mode in
         none) timeout 300 python3 $S run "${a[@]}" ;;
         count) LD_PRELOAD=$LIB ORION_PRELOAD_MODE=count timeout 300 python3 $S run "${a[@]}" ;;
-        *) LD_PRELOAD=$LIB ORION_PRELOAD_CONFIG=$W/$mode.json timeout 300 python3 $S run "${a[@]}" ;;
+        *) policy=${mode%%[0-9]*}; poll=${mode#"$policy"}
+           LD_PRELOAD=$LIB ORION_PRELOAD_CONFIG=$W/$policy.json env ${poll:+ORION_PRELOAD_POLL_US=$poll} \
+             timeout 300 python3 $S run "${a[@]}" ;;
       esac >>"$LOG" 2>&1
       echo "round $r $m $mode rc=$? $(python3 -c "import time; print('%.1f s' % (time.time() - $t0))")" | tee -a "$LOG"
     done
@@ -52,7 +56,7 @@ import glob, json, os, re, statistics, sys, torch
 w, out, models, modes = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
 runs = {}
 for f in glob.glob(os.path.join(w, "*.pt")):
-    m = re.match(r"(.+)-([a-z]+)-(\d+)\.pt$", os.path.basename(f))
+    m = re.match(r"(.+)-([a-z]+\d*)-(\d+)\.pt$", os.path.basename(f))
     if not m:
         continue
     d = torch.load(f, weights_only=False)
@@ -73,7 +77,8 @@ for model, by_mode in runs.items():
         if last:
             sch = last.get("schedule") or {}
             res["interposer"][f"{model}.{mode}"] = {
-                "waits": last.get("waits"), "calls": last.get("calls"), "uncaptured": last.get("uncaptured"),
+                "waits": last.get("waits"), "capture_ns": last.get("capture_ns"), "calls": last.get("calls"),
+                "uncaptured": last.get("uncaptured"),
                 "scheduler_thread": sch.get("scheduler_thread"), "policy_calls": sch.get("policy_calls"),
                 "submit_errors": sch.get("submit_errors"),
                 "clients": [{k: c.get(k) for k in ("name", "submitted", "completed", "requests", "ops_from_other_threads")}

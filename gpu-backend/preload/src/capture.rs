@@ -35,10 +35,12 @@ fn stream_key(entry: Entry, stream: Stream) -> Option<usize> {
 /// Queues `op` for client `c`, or (when it cannot be captured) waits for the client's queue
 /// and returns `None` so that the caller passes the call through.
 fn queue(entry: Entry, c: usize, op: impl FnOnce() -> Result<Captured, String>) -> Option<Status> {
+    let t0 = schedule::now_ns();
     match guard::guarded("capture", op) {
         Some(Ok(op)) => {
             schedule::enqueue(c, op);
             stats::count(entry, true, true);
+            stats::capture_time(entry, schedule::now_ns().saturating_sub(t0));
             Some(SUCCESS)
         }
         Some(Err(reason)) => {

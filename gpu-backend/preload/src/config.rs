@@ -8,6 +8,9 @@
 //!   are written to when the process exits (counting and schedule modes), if it launched, copied,
 //!   set or synchronised anything (a child process that inherited the variable does not
 //!   overwrite the report).
+//! * `ORION_PRELOAD_POLL_US`: how often the scheduler looks for the completions of a client
+//!   nobody is waiting for, in microseconds (default 20; 0: continuously). Each look is a
+//!   driver call, which contends with the application's own CUDA calls.
 //! * `ORION_PRELOAD_FAULT`: test hooks, `panic-init` (panic while starting) or `panic-hook`
 //!   (panic inside the first counted call).
 //!

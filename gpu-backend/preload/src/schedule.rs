@@ -344,6 +344,11 @@ enum Msg {
 
 struct ClientShared {
     inbox: Mutex<VecDeque<Msg>>,
+    /// Messages pushed into `inbox` so far (the scheduler locks the inbox only when it grew).
+    pushed: AtomicU64,
+    /// Threads waiting for this client's queued ops now (its completions are then looked for
+    /// on every turn of the scheduler's loop, not every `poll_ns`).
+    waiters: AtomicU64,
     issued: AtomicU64,
     completed: AtomicU64,
     in_request: AtomicBool,
@@ -392,6 +397,8 @@ pub fn start(path: &str) -> Result<(), String> {
         .iter()
         .map(|_| ClientShared {
             inbox: Mutex::new(VecDeque::new()),
+            pushed: AtomicU64::new(0),
+            waiters: AtomicU64::new(0),
             issued: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             in_request: AtomicBool::new(false),
@@ -465,6 +472,7 @@ pub fn request_end(id: i32) {
 fn push(s: &Shared, c: usize, m: Msg) {
     let mut q = s.clients[c].inbox.lock().unwrap_or_else(|e| e.into_inner());
     q.push_back(m);
+    s.clients[c].pushed.fetch_add(1, Ordering::Release);
     drop(q);
     wake_scheduler(s);
 }
@@ -635,6 +643,8 @@ pub fn wait_client(c: usize) -> u64 {
         return 0;
     }
     let t0 = now_ns();
+    cs.waiters.fetch_add(1, Ordering::AcqRel);
+    wake_scheduler(s);
     let mut spins = 0u32;
     while cs.completed.load(Ordering::Acquire) < target {
         if SCHEDULER_DEAD.load(Ordering::Acquire) {
@@ -649,6 +659,7 @@ pub fn wait_client(c: usize) -> u64 {
             std::thread::sleep(Duration::from_micros(20));
         }
     }
+    cs.waiters.fetch_sub(1, Ordering::AcqRel);
     let waited = now_ns().saturating_sub(t0).max(1);
     WAITED.with(|w| w.set(w.get() + waited));
     waited
@@ -1139,7 +1150,8 @@ impl Gpu {
     }
 }
 
-fn now_ns() -> u64 {
+/// CLOCK_MONOTONIC, ns.
+pub fn now_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: a valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
@@ -1160,6 +1172,16 @@ struct ClientCounters {
     mismatches: Vec<(u64, usize, String)>,
 }
 
+/// How often the scheduler looks for completions of a client nobody waits for, ns
+/// (`ORION_PRELOAD_POLL_US`, microseconds, default 20; 0: on every turn of its loop).
+fn poll_interval_ns() -> u64 {
+    std::env::var("ORION_PRELOAD_POLL_US")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map_or(20_000, |us| (us * 1000.0) as u64)
+}
+
 /// The scheduler thread's counters: its policy calls and submission errors, and where its time
 /// goes (ns in all), to tell its cost from the GPU's.
 #[derive(Default)]
@@ -1168,6 +1190,8 @@ struct LoopTimes {
     submit_errors: u64,
     /// The first submission that failed, and how.
     first_error: String,
+    /// The completion polling interval (see [`poll_interval_ns`]).
+    poll_ns: u64,
     loops: u64,
     /// Reading the clients' messages: matching ops to profiles, telling the state.
     drain_ns: u64,
@@ -1188,6 +1212,7 @@ impl LoopTimes {
     fn to_json(&self) -> Value {
         let per = |ns: u64, n: u64| if n == 0 { 0.0 } else { ns as f64 / n as f64 };
         json!({
+            "poll_us": self.poll_ns as f64 / 1e3,
             "loops": self.loops,
             "drain_ms": self.drain_ns as f64 / 1e6,
             "complete_ms": self.complete_ns as f64 / 1e6,
@@ -1209,6 +1234,10 @@ const MAX_LATENCIES: usize = 100_000;
 const MAX_MISMATCHES_LISTED: usize = 20;
 
 fn scheduler_main(shared: &Shared) {
+    // Sleeps of a few microseconds (see the end of the loop) instead of the default 50-us
+    // timer slack.
+    // SAFETY: PR_SET_TIMERSLACK on the calling thread, a plain integer argument.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong) };
     let config = &shared.config;
     let mut policy: Box<dyn Policy> = match orion_policies::registry::build(&config.policy, &config.params) {
         Ok(p) => p,
@@ -1255,7 +1284,10 @@ fn scheduler_main(shared: &Shared) {
     let mut in_flight: Vec<VecDeque<(*mut c_void, usize)>> = (0..n).map(|_| VecDeque::new()).collect();
     let mut batch = vec![0usize; n];
     let mut msgs: VecDeque<Msg> = VecDeque::new();
-    let mut times = LoopTimes::default();
+    let mut seen = vec![0u64; n];
+    let mut last_poll = vec![0u64; n];
+    let poll_ns = poll_interval_ns();
+    let mut times = LoopTimes { poll_ns, ..LoopTimes::default() };
     let mut arrival = vec![0u64; n];
     let mut index = vec![0usize; n];
     let mut end_pending = vec![false; n];
@@ -1303,8 +1335,13 @@ fn scheduler_main(shared: &Shared) {
         // 1. What the clients did, in program order.
         let t_start = now;
         for c in 0..n {
+            let pushed = shared.clients[c].pushed.load(Ordering::Acquire);
+            if pushed == seen[c] {
+                continue;
+            }
             {
                 let mut q = shared.clients[c].inbox.lock().unwrap_or_else(|e| e.into_inner());
+                seen[c] = shared.clients[c].pushed.load(Ordering::Acquire);
                 std::mem::swap(&mut *q, &mut msgs);
             }
             for m in msgs.drain(..) {
@@ -1354,8 +1391,20 @@ fn scheduler_main(shared: &Shared) {
         // every op of the batch.
         let t_drained = now_ns();
         times.drain_ns += t_drained - t_start;
+        // Each event query is a driver call, which contends with the application's own CUDA
+        // calls (the threads issuing the work): completions are looked for every `poll_ns`,
+        // and on every turn only for a client someone waits for, or while the policy holds
+        // back ops (it may be waiting for a completion to admit them).
+        let holding = pending.iter().any(|p| !p.is_empty());
         if let Some(g) = gpu.as_mut() {
             for c in 0..n {
+                let due = holding
+                    || shared.clients[c].waiters.load(Ordering::Acquire) > 0
+                    || now.saturating_sub(last_poll[c]) >= poll_ns;
+                if !due || in_flight[c].is_empty() {
+                    continue;
+                }
+                last_poll[c] = now;
                 while let Some(&(ev, ops)) = in_flight[c].front() {
                     times.queries += 1;
                     // SAFETY: an event this thread created and recorded.
@@ -1448,15 +1497,26 @@ fn scheduler_main(shared: &Shared) {
             last_stats = now;
             publish(shared, &*policy, &counters, gpu.as_ref(), &times);
         }
-        let busy = dirty || in_flight.iter().any(|q| !q.is_empty());
-        if busy {
+        // Spinning costs the application CPU time it needs to issue its work (a CPU-bound
+        // training job ran at half speed beside a spinning scheduler): spin only while
+        // something happens or someone waits for a completion (a client thread in a sync,
+        // or the policy holding ops back); else sleep until a client pushes work (which
+        // wakes this thread), the next completion poll, or the policy's wake-up time.
+        let waited_for = pending.iter().any(|p| !p.is_empty())
+            || shared.clients.iter().any(|c| c.waiters.load(Ordering::Acquire) > 0);
+        if dirty {
             idle_since = now;
+        } else if waited_for {
             std::hint::spin_loop();
-        } else if now - idle_since < 200_000 {
+        } else if now - idle_since < 20_000 {
             std::thread::yield_now();
         } else {
-            let timeout = if wake_at == u64::MAX { 1_000_000 } else { wake_at.saturating_sub(now).min(1_000_000) };
-            std::thread::park_timeout(Duration::from_nanos(timeout.max(1_000)));
+            let in_flight_any = in_flight.iter().any(|q| !q.is_empty());
+            let mut timeout = if wake_at == u64::MAX { 1_000_000 } else { wake_at.saturating_sub(now) };
+            if in_flight_any {
+                timeout = timeout.min(poll_ns.max(2_000));
+            }
+            std::thread::park_timeout(Duration::from_nanos(timeout.clamp(1_000, 1_000_000)));
         }
     }
 }

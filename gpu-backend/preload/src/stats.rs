@@ -214,6 +214,15 @@ pub fn waited(entry: Entry, ns: u64) {
     }
 }
 
+/// Time spent capturing ops into the queues (copying them, on the application's thread), ns,
+/// per entry.
+static CAPTURE_NS: [AtomicU64; MAX] = [ZERO; MAX];
+
+/// Adds `ns` to the capture time of `entry`.
+pub fn capture_time(entry: Entry, ns: u64) {
+    CAPTURE_NS[entry as usize].fetch_add(ns, Ordering::Relaxed);
+}
+
 fn waits_json() -> Value {
     let mut m = Map::new();
     for (e, name, _) in ENTRIES {
@@ -267,7 +276,7 @@ pub fn captured(category: Category) -> u64 {
 
 /// Sets the call counters (not the wrapping facts) back to zero.
 pub fn reset() {
-    for t in [&OUTER, &NESTED, &FAILED, &UNCAPTURED, &WAITS, &WAIT_NS] {
+    for t in [&OUTER, &NESTED, &FAILED, &UNCAPTURED, &WAITS, &WAIT_NS, &CAPTURE_NS] {
         for c in t.iter() {
             c.store(0, Ordering::Relaxed);
         }
@@ -287,7 +296,7 @@ fn nonzero(table: &[AtomicU64; MAX]) -> Value {
 
 /// Everything counted, as JSON: `captured` (successful outermost calls per category), and per
 /// entry `calls`, `nested`, `failed`, `wrapped_dlsym`, `wrapped_getproc`, `waits` (calls that
-/// first waited for queued work, and how long in all), plus `unwrapped` and the `lookups` seen.
+/// first waited for queued work, and how long in all), `capture_ns` (time spent queueing ops), plus `unwrapped` and the `lookups` seen.
 pub fn to_json() -> Value {
     let mut captured_map = Map::new();
     for c in Category::ALL {
@@ -304,6 +313,7 @@ pub fn to_json() -> Value {
         "unwrapped": UNWRAPPED.load(Ordering::Relaxed),
         "uncaptured": nonzero(&UNCAPTURED),
         "waits": waits_json(),
+        "capture_ns": nonzero(&CAPTURE_NS),
         "uncaptured_first_reason": UNCAPTURED_REASON.lock().map(|s| s.clone()).unwrap_or_default(),
         "lookups": lookups,
     })
