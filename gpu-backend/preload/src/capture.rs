@@ -333,7 +333,8 @@ fn generic_scope(entry: Entry, a: &[usize; 6]) -> Scope {
 
 /// `cudaMemcpy` (`stream: None`) and `cudaMemcpyAsync` (`real_async`: the runtime's
 /// `cudaMemcpyAsync`). Asynchronous copies with an explicit direction are captured; the
-/// source of a host-to-device copy is staged (the caller may reuse its buffer at once).
+/// source of a host-to-device copy from pageable memory is staged (the caller may reuse its
+/// buffer at once).
 pub fn runtime_memcpy(
     entry: Entry,
     dst: *mut c_void,
@@ -350,7 +351,11 @@ pub fn runtime_memcpy(
         && let Some(c) = capturing(entry, stream)
     {
         let captured = queue(entry, c, || {
-            let staged = (kind == HOST_TO_DEVICE && bytes > 0)
+            // A pageable source may be reused as soon as the call returns (the real call copies
+            // it out first), so it is copied here; a pinned one is read by the copy itself, when
+            // it runs, in CUDA's own semantics (PyTorch's `non_blocking` uploads are), so it is
+            // not: staging a training batch cost more than the rest of the interposer.
+            let staged = (kind == HOST_TO_DEVICE && bytes > 0 && !schedule::host_pinned(src as usize))
                 // SAFETY: the application's source of `bytes` bytes.
                 .then(|| unsafe { std::slice::from_raw_parts(src.cast::<u8>(), bytes) }.to_vec());
             let op_kind = match kind {

@@ -800,6 +800,21 @@ macro_rules! rt {
     }};
 }
 
+type PointerAttributesFn = unsafe extern "C" fn(*mut c_void, *const c_void) -> Status;
+/// `cudaMemoryTypeHost`: page-locked host memory (allocated or registered with CUDA).
+const MEMORY_TYPE_HOST: i32 = 1;
+
+/// Whether address `p` lies in page-locked host memory (`cudaPointerGetAttributes`; anything
+/// it does not know, or an error, counts as pageable).
+pub fn host_pinned(p: usize) -> bool {
+    let Ok(get) = rt!(c"cudaPointerGetAttributes", PointerAttributesFn) else { return false };
+    // `cudaPointerAttributes`: the memory type (an int) first; room for the rest.
+    let mut attrs = [0u64; 8];
+    // SAFETY: an out-buffer larger than the structure; the pointer is only looked up.
+    let r = unsafe { get(attrs.as_mut_ptr().cast(), p as *const c_void) };
+    r == SUCCESS && (attrs[0] & 0xffff_ffff) as u32 as i32 == MEMORY_TYPE_HOST
+}
+
 /// Raises kernel `h`'s maximum dynamic shared memory to `bytes` (errors ignored: the launch
 /// then reports its own).
 fn ensure_dynamic_smem(h: Handle, bytes: usize) {
