@@ -349,6 +349,8 @@ struct ClientShared {
     /// Threads waiting for this client's queued ops now (its completions are then looked for
     /// on every turn of the scheduler's loop, not every `poll_ns`).
     waiters: AtomicU64,
+    /// When the longest current wait for this client's queue began (ns; 0: nobody waits).
+    wait_since: AtomicU64,
     issued: AtomicU64,
     completed: AtomicU64,
     in_request: AtomicBool,
@@ -399,6 +401,7 @@ pub fn start(path: &str) -> Result<(), String> {
             inbox: Mutex::new(VecDeque::new()),
             pushed: AtomicU64::new(0),
             waiters: AtomicU64::new(0),
+            wait_since: AtomicU64::new(0),
             issued: AtomicU64::new(0),
             completed: AtomicU64::new(0),
             in_request: AtomicBool::new(false),
@@ -644,6 +647,7 @@ pub fn wait_client(c: usize) -> u64 {
     }
     let t0 = now_ns();
     cs.waiters.fetch_add(1, Ordering::AcqRel);
+    let _ = cs.wait_since.compare_exchange(0, t0, Ordering::AcqRel, Ordering::Acquire);
     wake_scheduler(s);
     let mut spins = 0u32;
     while cs.completed.load(Ordering::Acquire) < target {
@@ -659,7 +663,9 @@ pub fn wait_client(c: usize) -> u64 {
             std::thread::sleep(Duration::from_micros(20));
         }
     }
-    cs.waiters.fetch_sub(1, Ordering::AcqRel);
+    if cs.waiters.fetch_sub(1, Ordering::AcqRel) == 1 {
+        cs.wait_since.store(0, Ordering::Release);
+    }
     let waited = now_ns().saturating_sub(t0).max(1);
     WAITED.with(|w| w.set(w.get() + waited));
     waited
@@ -696,8 +702,7 @@ pub enum Scope {
 }
 
 /// Waits for the queued work a call of scope `scope` must see, and returns how long it
-/// waited (ns). A registered client waits for its own queue, plus the queue of the client that
-/// owns the stream; a device-wide call of a client waits for its own queue only (the real call
+/// waited (ns). A registered client waits for its own queue only; for a device-wide call (the real call
 /// then waits for everything already submitted: another client's ops that the policy still
 /// holds are not the caller's to wait for, and under `temporal` they wait for the caller). A
 /// thread that is not a client (PyTorch's autograd thread) waits for the stream's client, else
@@ -714,24 +719,18 @@ pub fn wait_for(scope: Scope) -> u64 {
             Some(c) => wait_client(c),
             None => wait_all(),
         },
-        Scope::Stream(key) => {
-            let mut waited = 0;
-            if let Some(c) = own {
-                waited += wait_client(c);
-            }
-            match stream_owner(s, key) {
-                Some(o) if Some(o) != own => waited += wait_client(o),
-                Some(_) => {}
-                None if own.is_none() => {
-                    waited += match mine {
-                        Some(c) => wait_client(c),
-                        None => wait_all(),
-                    }
-                }
-                None => {}
-            }
-            waited
-        }
+        // A client's sync waits for its own queue only, whatever the stream: clients are
+        // independent programs, and a client waiting for another's queue (a stream the other
+        // launched on first, such as the legacy default stream) may wait for ops the policy
+        // holds back until the waiter itself progresses.
+        Scope::Stream(_) if own.is_some() => own.map_or(0, wait_client),
+        Scope::Stream(key) => match stream_owner(s, key) {
+            Some(o) => wait_client(o),
+            None => match mine {
+                Some(c) => wait_client(c),
+                None => wait_all(),
+            },
+        },
     }
 }
 
@@ -1182,10 +1181,16 @@ struct ClientCounters {
     submitted: u64,
     completed: u64,
     requests: u64,
+    /// Ops submitted without the policy to end a wait that could never end otherwise.
+    forced: u64,
     /// The first few ops whose profile was not found at their position: (request, index,
     /// op name).
     mismatches: Vec<(u64, usize, String)>,
 }
+
+/// How long a client thread may wait for its own queued ops while the policy holds some of
+/// them back before they are submitted without the policy (see the scheduler loop), ns.
+const FORCE_AFTER_NS: u64 = 2_000_000_000;
 
 /// How often the scheduler looks for completions of a client nobody waits for, ns
 /// (`ORION_PRELOAD_POLL_US`, microseconds, default 20; 0: on every turn of its loop).
@@ -1300,6 +1305,8 @@ fn scheduler_main(shared: &Shared) {
     let mut batch = vec![0usize; n];
     let mut msgs: VecDeque<Msg> = VecDeque::new();
     let mut seen = vec![0u64; n];
+    let mut forced_wait = vec![0u64; n];
+    let mut forced_logged = false;
     let mut last_poll = vec![0u64; n];
     let poll_ns = poll_interval_ns();
     let mut times = LoopTimes { poll_ns, ..LoopTimes::default() };
@@ -1452,14 +1459,45 @@ fn scheduler_main(shared: &Shared) {
                 finish_request!(c, dirty);
             }
         }
+        // A client thread that has waited for its queue for longer than FORCE_AFTER_NS while
+        // the policy holds some of its ops back may hold a lock the client the policy waits
+        // for needs (a library's, inside the call that waits): its ops are submitted without
+        // the policy, once per wait, counted and reported, so that the program never hangs.
+        let mut forced: Option<usize> = None;
+        for c in 0..n {
+            let since = shared.clients[c].wait_since.load(Ordering::Acquire);
+            if since != 0
+                && !pending[c].is_empty()
+                && now.saturating_sub(since) > FORCE_AFTER_NS
+                && forced_wait[c] != since
+            {
+                forced_wait[c] = since;
+                forced = Some(c);
+                break;
+            }
+        }
         // 4. The policy.
-        if dirty || now >= wake_at {
+        if dirty || now >= wake_at || forced.is_some() {
             wake_at = u64::MAX;
             times.policy_calls += 1;
             let t_policy = now_ns();
             let wake = {
                 let mut cx = state.context(now, &mut actions);
                 policy.schedule(&mut cx);
+                if let Some(c) = forced {
+                    let k = cx.submit_all(c) as u64;
+                    counters[c].forced += k;
+                    if k > 0 && !forced_logged {
+                        forced_logged = true;
+                        guard::write_stderr(&format!(
+                            "orion-preload: client {} waited {} ms for its own ops while the {} policy held {k} of them \
+                             back; they were submitted without the policy (counted as `forced` in the report)\n",
+                            config.clients[c].name,
+                            now.saturating_sub(forced_wait[c]) / 1_000_000,
+                            config.policy,
+                        ));
+                    }
+                }
                 cx.wake()
             };
             if let Some(w) = wake {
@@ -1544,7 +1582,7 @@ fn publish(shared: &Shared, policy: &dyn Policy, counters: &[ClientCounters], gp
         .map(|((k, c), adopted)| {
             json!({"name": c.name, "matched_position": k.position, "matched_position_loose": k.position_loose, "matched_lookup": k.lookup,
                    "unknown": k.unknown, "submitted": k.submitted, "completed": k.completed,
-                   "requests": k.requests, "profile_ops": c.profile.len(),
+                   "requests": k.requests, "forced": k.forced, "profile_ops": c.profile.len(),
                    "ops_from_other_threads": adopted.load(Ordering::Relaxed),
                    "first_mismatches": k.mismatches.iter().map(|(r, i, w)| json!({"request": r, "index": i, "op": w})).collect::<Vec<_>>()})
         })
