@@ -93,6 +93,23 @@ fn orion_config_runs_and_stops_after_the_hp_requests() {
 }
 
 #[test]
+fn ideal_with_a_request_count_stops_and_runs_the_be_as_long_as_the_hp() {
+    // Each client alone: the HP until its 30 requests are done, the BE (closed-loop training,
+    // no count of its own) for as long; this never ended before.
+    let (code, out, err) =
+        orion_sim(&["--policy", "ideal", "--trace", "resnet50_bert", "--requests", "30", "--json", "--no-ideal"]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["clients"][0]["role"], "hp");
+    assert_eq!(report["clients"][0]["completed"], 30);
+    let be = report["clients"][1]["completed"].as_u64().unwrap();
+    assert!(be > 0, "the BE ran: {be} iterations");
+    // 30 requests at 15/s take about 2 s; the BE ran about as long (an iteration of ~0.1 s).
+    let d = report["duration_s"].as_f64().unwrap();
+    assert!((1.0..4.0).contains(&d), "duration {d} s");
+}
+
+#[test]
 fn same_inputs_and_seed_give_byte_identical_json() {
     let args = ["--trace", "mobilenetv2_resnet50", "--policy", "orion", "--duration", "3s", "--seed", "7", "--json"];
     let (c1, a, _) = orion_sim(&args);

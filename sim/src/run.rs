@@ -255,28 +255,37 @@ fn solo_runs(
     recording: &Recording,
 ) -> Result<Vec<SimOutcome>, PolicyError> {
     let hp = scenario.hp_client();
-    scenario
-        .clients
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| {
-            let info = ClientInfo { id: 0, ..infos[i].clone() };
+    (0..scenario.clients.len())
+        .map(|i| {
             // A request-count stop applies to the HP client; the others run for the same time.
             let stop = match (stop.requests, hp) {
                 (Some(_), Some(h)) if h != i => Stop { requests: None, ..stop },
                 _ => stop,
             };
-            let input = SimInput {
-                device: &scenario.device,
-                clients: vec![SimClient { scenario_id: i, spec, info: &info }],
-                seed: scenario.seed,
-                warmup: scenario.warmup,
-                stop,
-                record_ops: false,
-            };
-            simulate_with(&input, policy, recording)
+            solo_run(scenario, infos, i, policy, stop, recording)
         })
         .collect()
+}
+
+/// Client `i` of the scenario alone on the device.
+fn solo_run(
+    scenario: &Scenario,
+    infos: &[ClientInfo],
+    i: usize,
+    policy: &mut dyn Policy,
+    stop: Stop,
+    recording: &Recording,
+) -> Result<SimOutcome, PolicyError> {
+    let info = ClientInfo { id: 0, ..infos[i].clone() };
+    let input = SimInput {
+        device: &scenario.device,
+        clients: vec![SimClient { scenario_id: i, spec: &scenario.clients[i], info: &info }],
+        seed: scenario.seed,
+        warmup: scenario.warmup,
+        stop,
+        record_ops: false,
+    };
+    simulate_with(&input, policy, recording)
 }
 
 fn run_dedicated(
@@ -285,20 +294,25 @@ fn run_dedicated(
     policy: &mut dyn Policy,
     recording: &Recording,
 ) -> Result<(Vec<SimOutcome>, u64), PolicyError> {
-    let mut outs = solo_runs(scenario, infos, policy, scenario.stop, recording)?;
-    // With a request-count stop, clients other than the HP run as long as the HP did.
-    if scenario.stop.requests.is_some()
-        && let Some(h) = scenario.hp_client()
-    {
-        let end = outs[h].end_ns;
-        let stop = Stop { duration_ns: Some(end.max(1)), requests: None };
-        let others = solo_runs(scenario, infos, policy, stop, recording)?;
-        for (i, o) in others.into_iter().enumerate() {
-            if i != h {
-                outs[i] = o;
-            }
+    let outs = match (scenario.stop.requests, scenario.hp_client()) {
+        // With a request-count stop, the HP client runs first, until its requests are done;
+        // the others then run alone for as long as it did (they have no count of their own).
+        (Some(_), Some(h)) => {
+            let hp = solo_run(scenario, infos, h, policy, scenario.stop, recording)?;
+            let stop = Stop { duration_ns: Some(hp.end_ns.max(1)), requests: None };
+            let mut hp = Some(hp);
+            (0..scenario.clients.len())
+                .map(|i| {
+                    if i == h {
+                        Ok(hp.take().expect("the HP client is run once"))
+                    } else {
+                        solo_run(scenario, infos, i, policy, stop, recording)
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?
         }
-    }
+        _ => solo_runs(scenario, infos, policy, scenario.stop, recording)?,
+    };
     let end = outs.iter().map(|o| o.end_ns).max().unwrap_or(0);
     Ok((outs, end))
 }
