@@ -133,6 +133,13 @@ fn kernel_shape(rec: &OpRecord, device: &DeviceSpec) -> KernelShape {
             per_block[i] = per_block[i].max(share);
         }
     }
+    // A record that gives fewer blocks per SM than its recorded launch shape allows is bound by
+    // something it does not record (typically dynamic shared memory, which the CSV formats do not
+    // carry): hold shared memory as that resource, so that exactly `blocks_per_sm` fit.
+    let fit_per_sm = (0..RESOURCES).filter(|&i| per_block[i] > 0).map(|i| cap_per_sm[i] / per_block[i]).min();
+    if fit_per_sm.is_some_and(|n| n > blocks_per_sm as u64) {
+        per_block[2] = per_block[2].max(cap_per_sm[2] / blocks_per_sm as u64);
+    }
     let per_wave = blocks_per_sm as u64 * s;
     let waves = blocks.div_ceil(per_wave);
     let resident_alone = blocks.min(per_wave);
@@ -190,6 +197,23 @@ mod tests {
             assert_eq!(k.blocks_per_sm as u64, occ);
             assert_eq!(fits(gpu_capacity(&d), k.per_block), occ * d.sm_count as u64, "{threads} {regs} {smem}");
         }
+    }
+
+    #[test]
+    fn a_record_with_fewer_blocks_per_sm_than_its_shape_allows_holds_that_many() {
+        // 256 threads at 32 registers would fit 8 per SM; the record says 4 (its dynamic shared
+        // memory, which the trace does not carry, binds): 4 fit per SM, and 4 of another such
+        // kernel's blocks fill an SM holding none of the first's.
+        let d = h100();
+        let mut r = OpRecord::kernel("k", 10_000, 1, KernelClass::Compute);
+        r.grid = Some(Dim3::linear(1056));
+        r.block = Some(Dim3::linear(256));
+        r.registers_per_thread = Some(32);
+        r.blocks_per_sm = Some(4);
+        let Exec::Kernel(k) = shape_of(&r, &d) else { panic!() };
+        assert_eq!(fits(gpu_capacity(&d), k.per_block), 4 * d.sm_count as u64);
+        assert_eq!(k.resident_alone, 528);
+        assert!((k.block_time_ns - 5_000.0).abs() < 1e-9);
     }
 
     #[test]
