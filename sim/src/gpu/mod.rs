@@ -9,7 +9,11 @@
 //!   kernels with undispatched blocks by stream priority, then launch order, and gives each as
 //!   many blocks as fit in the free resources (threads, registers, shared memory, block slots,
 //!   summed over the SMs), so later kernels get the leftovers. Running blocks are never evicted:
-//!   a high-priority kernel wins only the next freed slots.
+//!   a high-priority kernel wins only the next freed slots. The slots a kernel frees when it
+//!   completes go to kernels already waiting before its stream's next op starts (on the GPU
+//!   its last wave's blocks end one by one, and the next op waits for the last): a stream of
+//!   back-to-back high-priority kernels leaves a waiting low-priority kernel one wave of the
+//!   GPU between two of its kernels.
 //! * **Cohorts.** Blocks dispatched together form a cohort that finishes together after one
 //!   block time (the kernel's standalone duration divided by its standalone waves), stretched
 //!   by the contention model (see [`contention`]). A kernel that is resource-limited and alone
@@ -322,6 +326,7 @@ impl GpuModel {
         self.account(now);
         loop {
             let mut changed = false;
+            let mut kernel_done = false;
             // Cohorts and kernels that finished.
             let mut i = 0;
             while i < self.kernels.len() {
@@ -344,6 +349,7 @@ impl GpuModel {
                 }
                 if k.cohorts.is_empty() && k.undispatched == 0 {
                     let k = self.kernels.remove(i);
+                    kernel_done = true;
                     self.finish_head(k.stream, now, done);
                 } else {
                     i += 1;
@@ -362,6 +368,13 @@ impl GpuModel {
                         j += 1;
                     }
                 }
+            }
+            // The blocks of a kernel's last wave do not all end at one instant: the slots of all
+            // but the last were freed, and taken by kernels already waiting, before the kernel
+            // completed and its stream could start its next op. So those kernels get the
+            // slots freed now before any op that starts now, whatever its priority.
+            if kernel_done && self.kernels.iter().any(|k| k.undispatched > 0) {
+                self.dispatch_and_rate(now);
             }
             // Stream heads that can start.
             for s in 0..self.streams.len() {

@@ -148,6 +148,25 @@ fn two_memory_bound_kernels_each_needing_70_percent_of_dram_run_slower_together(
 }
 
 #[test]
+fn the_slots_a_finishing_kernel_frees_go_to_waiting_kernels_before_its_stream_goes_on() {
+    let mut d = h100();
+    d.kernel_gap_ns = 0;
+    // Three back-to-back HP kernels of two full waves (10 us each) and one BE kernel of two,
+    // launched together. HP runs first (priority); when its kernel ends, its last wave's slots
+    // were freed block by block while the BE kernel was waiting, so the BE kernel gets a wave
+    // in before the next HP kernel, which waits 10 us for it: HP kernels end at 20, 50, 80 us
+    // (the BE kernel's second wave runs between the second and third), the BE kernel at 60 us.
+    let ops = [
+        (0, whole_sm_kernel(264, 20), 0),
+        (0, whole_sm_kernel(264, 20), 0),
+        (0, whole_sm_kernel(264, 20), 0),
+        (1, whole_sm_kernel(264, 20), 0),
+    ];
+    let mut gpu = GpuModel::new(&d, &[1, 0]);
+    assert_eq!(run(&mut gpu, &d, &ops), vec![20 * US, 50 * US, 80 * US, 60 * US]);
+}
+
+#[test]
 fn contention_ends_when_the_other_kernel_ends() {
     let d = h100();
     let mut gpu = GpuModel::new(&d, &[0, 0]);
