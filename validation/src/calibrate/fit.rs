@@ -534,15 +534,16 @@ pub fn fit_launch(cases: &[LaunchCase], start: &DeviceSpec) -> Result<(u64, u64)
     Ok(best)
 }
 
-/// The contention parameters the fit moves, with their ranges.
+/// The contention parameters the fit moves, with their ranges (the DRAM demands are multiples
+/// of peak bandwidth, see `ContentionParams`).
 pub const FITTED: [(&str, f64, f64); 7] = [
     ("latency_floor", 0.0, 0.95),
     ("dram_efficiency", 0.3, 1.0),
     ("colocation_penalty", 0.0, 0.5),
     ("compute_class_util[0]", 0.0, 1.0),
-    ("compute_class_util[1]", 0.0, 1.0),
+    ("compute_class_util[1]", 0.0, 16.0),
     ("memory_class_util[0]", 0.0, 1.0),
-    ("memory_class_util[1]", 0.0, 1.0),
+    ("memory_class_util[1]", 0.0, 16.0),
 ];
 
 fn param_mut<'a>(c: &'a mut ContentionParams, name: &str) -> &'a mut f64 {
