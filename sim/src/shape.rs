@@ -67,6 +67,9 @@ pub struct KernelShape {
     /// answered at its unloaded latency, as a fraction of peak (above 1 for a kernel that
     /// saturates DRAM). See [`crate::gpu::contention`].
     pub dram_demand: f64,
+    /// DRAM latency at that demand alone, relative to unloaded
+    /// ([`dram_latency`](crate::gpu::contention::dram_latency)).
+    pub dram_latency_alone: f64,
 }
 
 /// Capacity of the whole GPU as a resource vector.
@@ -214,6 +217,7 @@ fn kernel_shape(rec: &OpRecord, device: &DeviceSpec) -> KernelShape {
         issue_load,
         dram_util,
         dram_demand,
+        dram_latency_alone: contention::dram_latency(dram_demand, c.dram_efficiency),
     };
     // The standalone duration is the full waves plus a partial last wave, which alone runs at
     // its own (lighter) load: the block time is that of a full wave.
@@ -225,6 +229,7 @@ fn kernel_shape(rec: &OpRecord, device: &DeviceSpec) -> KernelShape {
                 issue_load,
                 dram_util,
                 dram_demand,
+                dram_latency_alone: shape.dram_latency_alone,
                 alpha: partial as f64 / resident_alone as f64,
                 cov: partial.min(s) as f64,
                 cov_alone,

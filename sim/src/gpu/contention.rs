@@ -57,6 +57,8 @@ pub struct Load {
     pub dram_util: f64,
     /// DRAM demand alone (Little's law), fraction of peak.
     pub dram_demand: f64,
+    /// [`dram_latency`] at `dram_demand` (computed once per kernel shape).
+    pub dram_latency_alone: f64,
     /// Resident blocks now / resident blocks alone.
     pub alpha: f64,
     /// SMs covered now.
@@ -136,7 +138,7 @@ pub fn slowdowns(
             }
         }
         let s_c = load.max(1.0) / lk.issue_load.max(1.0);
-        let s_m = latency / dram_latency(lk.dram_demand, eff);
+        let s_m = latency / lk.dram_latency_alone;
         let b_c = lk.issue_load.min(1.0);
         let b_m = (lk.dram_util * sm_count / lk.cov_alone.max(1.0)).min(1.0);
         let base = theta.max(b_c).max(b_m);
@@ -170,6 +172,7 @@ mod tests {
             issue_load: u,
             dram_util: dram_delivered(d, 1.0),
             dram_demand: d,
+            dram_latency_alone: dram_latency(d, 1.0),
             alpha: 1.0,
             cov: 100.0,
             cov_alone: 100.0,
@@ -262,14 +265,30 @@ mod tests {
 
     #[test]
     fn small_kernels_on_disjoint_sms_do_not_contend_for_issue() {
-        let small = Load { issue_load: 0.9, dram_util: 0.0, dram_demand: 0.0, alpha: 1.0, cov: 30.0, cov_alone: 30.0 };
+        let small = Load {
+            issue_load: 0.9,
+            dram_util: 0.0,
+            dram_demand: 0.0,
+            dram_latency_alone: 1.0,
+            alpha: 1.0,
+            cov: 30.0,
+            cov_alone: 30.0,
+        };
         assert_eq!(run(&params(0.2), &[small, small]), vec![1.0, 1.0]);
     }
 
     #[test]
     fn small_kernel_inside_a_saturating_one_is_slowed() {
         // 30 SMs at 90% locally, sharing with a kernel that drives every SM at 90%.
-        let small = Load { issue_load: 0.9, dram_util: 0.0, dram_demand: 0.0, alpha: 1.0, cov: 30.0, cov_alone: 30.0 };
+        let small = Load {
+            issue_load: 0.9,
+            dram_util: 0.0,
+            dram_demand: 0.0,
+            dram_latency_alone: 1.0,
+            alpha: 1.0,
+            cov: 30.0,
+            cov_alone: 30.0,
+        };
         let s = run(&params(0.2), &[small, full(0.9, 0.0)]);
         assert!((s[0] - 1.8).abs() < 1e-9, "{s:?}");
         // The big kernel only shares 30 of its 100 SMs: it sees 0.9 + 0.9*30/100 = 1.17.
@@ -325,6 +344,7 @@ mod clamp_tests {
             issue_load: 1.0,
             dram_util: 0.96,
             dram_demand: dram_demand_of(0.96, 0.9),
+            dram_latency_alone: dram_latency(dram_demand_of(0.96, 0.9), 0.9),
             alpha: 1.0,
             cov: 4.0,
             cov_alone: 4.0,

@@ -400,7 +400,8 @@ impl GpuModel {
             // but the last were freed, and taken by kernels already waiting, before the kernel
             // completed and its stream could start its next op. So those kernels get the
             // slots freed now before any op that starts now, whatever its priority.
-            if kernel_done && self.kernels.iter().any(|k| k.undispatched > 0) {
+            // (Only a head of higher priority than a waiting kernel would take them first.)
+            if kernel_done && self.head_would_overtake(now) {
                 self.dispatch_and_rate(now);
             }
             // Stream heads that can start.
@@ -425,6 +426,19 @@ impl GpuModel {
             self.dispatch_and_rate(now);
         }
         self.refresh_next_time();
+    }
+
+    /// Whether a stream head that can start at `now` has a higher priority than a kernel
+    /// waiting for slots.
+    fn head_would_overtake(&self, now: u64) -> bool {
+        let Some(lowest) = self.kernels.iter().filter(|k| k.undispatched > 0).map(|k| k.priority).min() else {
+            return false;
+        };
+        self.streams.iter().any(|s| {
+            !s.head_running
+                && s.priority > lowest
+                && s.queue.front().is_some_and(|op| op.visible_at.max(s.ready_at) <= now)
+        })
     }
 
     fn finish_head(&mut self, stream: usize, now: u64, done: &mut Vec<Done>) {
@@ -606,6 +620,7 @@ impl GpuModel {
                 issue_load: k.shape.issue_load,
                 dram_util: k.shape.dram_util,
                 dram_demand: k.shape.dram_demand,
+                dram_latency_alone: k.shape.dram_latency_alone,
                 alpha: k.resident as f64 / k.shape.resident_alone.max(1) as f64,
                 cov: k.resident.min(self.sm_count) as f64,
                 cov_alone,
