@@ -40,15 +40,21 @@ pub struct ContentionParams {
     /// Issue utilisation below which a kernel is latency-bound and does not feel issue
     /// contention until the shared SMs are oversubscribed past it (0..1).
     pub latency_floor: f64,
-    /// Fraction of peak DRAM bandwidth that concurrent kernels can draw together (0..1].
+    /// Fraction of peak DRAM bandwidth the device sustains (0..1]: the level delivered
+    /// bandwidth saturates at as demand grows (DRAM latency rises with load; see the
+    /// simulator's contention model).
     pub dram_efficiency: f64,
     /// Extra slowdown per co-resident kernel sharing SMs (cache and scheduler interference).
     pub colocation_penalty: f64,
-    /// (SM, DRAM) utilisation fractions assumed for a compute-class kernel without measurements.
+    /// What a compute-class kernel without measurements is assumed to draw: (issue demand of
+    /// one resident block on its SM, as a fraction of the SM's issue capacity, 0..1; DRAM
+    /// demand of an SM full of its warps at every SM, as a multiple of peak bandwidth at
+    /// unloaded DRAM latency, >= 0: Little's law, bytes in flight over latency, so it can
+    /// exceed 1 for a kernel that saturates DRAM).
     pub compute_class_util: [f64; 2],
-    /// (SM, DRAM) utilisation fractions assumed for a memory-class kernel without measurements.
+    /// The same for a memory-class kernel.
     pub memory_class_util: [f64; 2],
-    /// (SM, DRAM) utilisation fractions assumed for an unknown-class kernel without measurements.
+    /// The same for an unknown-class kernel.
     pub unknown_class_util: [f64; 2],
 }
 
@@ -242,8 +248,11 @@ impl DeviceSpec {
             ("contention.memory_class_util", c.memory_class_util),
             ("contention.unknown_class_util", c.unknown_class_util),
         ] {
-            if u.iter().any(|v| !(0.0..=1.0).contains(v)) {
-                return Err((field, format!("fractions must be in [0, 1], got {u:?}")));
+            if !(0.0..=1.0).contains(&u[0]) {
+                return Err((field, format!("the issue demand (first) must be in [0, 1], got {u:?}")));
+            }
+            if !(u[1] >= 0.0 && u[1].is_finite()) {
+                return Err((field, format!("the DRAM demand (second) must be a non-negative number, got {u:?}")));
             }
         }
         if !(self.host.backward_factor > 0.0 && self.host.backward_factor.is_finite()) {
@@ -256,5 +265,28 @@ impl DeviceSpec {
     /// intensity above which Orion calls a kernel compute-bound.
     pub fn roofline_knee(&self) -> f64 {
         self.peak_fp32_tflops * 1e12 / (self.dram_bandwidth_gbs * 1e9)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_defaults_take_an_issue_fraction_and_a_dram_demand_past_peak() {
+        let mut d = DeviceSpec::preset("h100").unwrap();
+        // A streaming kernel filling every SM asks for several times the peak bandwidth.
+        d.contention.memory_class_util = [0.3, 11.5];
+        assert!(d.validate().is_ok());
+        d.contention.memory_class_util = [1.2, 11.5];
+        let (field, msg) = d.validate().unwrap_err();
+        assert_eq!(field, "contention.memory_class_util");
+        assert!(msg.contains("issue demand"), "{msg}");
+        for bad in [-0.1, f64::INFINITY, f64::NAN] {
+            d.contention.memory_class_util = [0.3, bad];
+            let (field, msg) = d.validate().unwrap_err();
+            assert_eq!(field, "contention.memory_class_util");
+            assert!(msg.contains("DRAM demand"), "{msg}");
+        }
     }
 }

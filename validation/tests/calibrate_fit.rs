@@ -17,7 +17,9 @@ fn truth() -> DeviceSpec {
     let mut d = DeviceSpec::preset("h100").unwrap();
     d.contention.dram_efficiency = 0.6;
     d.contention.colocation_penalty = 0.08;
-    d.contention.memory_class_util[1] = 0.9;
+    // A memory-class kernel filling every SM asks for 6x the peak bandwidth (at unloaded
+    // latency): the memory pairs of 132 blocks and more load DRAM near what it sustains.
+    d.contention.memory_class_util[1] = 6.0;
     d.launch_latency_ns = 6_000;
     d.kernel_gap_ns = 500;
     d.h2d_bandwidth_gbs = 25.0;

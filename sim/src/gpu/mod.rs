@@ -9,13 +9,21 @@
 //!   kernels with undispatched blocks by stream priority, then launch order, and gives each as
 //!   many blocks as fit in the free resources (threads, registers, shared memory, block slots,
 //!   summed over the SMs), so later kernels get the leftovers. Running blocks are never evicted:
-//!   a high-priority kernel wins only the next freed slots.
+//!   a high-priority kernel wins only the next freed slots. The slots a kernel frees when it
+//!   completes go to kernels already waiting before its stream's next op starts (on the GPU
+//!   its last wave's blocks end one by one, and the next op waits for the last): a stream of
+//!   back-to-back high-priority kernels leaves a waiting low-priority kernel one wave of the
+//!   GPU between two of its kernels.
 //! * **Cohorts.** Blocks dispatched together form a cohort that finishes together after one
-//!   block time (the kernel's standalone duration divided by its standalone waves), stretched
-//!   by the contention model (see [`contention`]). A kernel that is resource-limited and alone
-//!   in wanting resources is dispatched as one cohort of several back-to-back waves, so a
-//!   many-wave kernel costs two events instead of one per wave; the cohort is cut back to its
-//!   current wave as soon as anything else could use the resources it holds.
+//!   block time (the time of one full wave of the kernel alone, see
+//!   [`KernelShape::block_time_ns`](crate::shape::KernelShape::block_time_ns)), scaled by the
+//!   contention model (see [`contention`]): longer when others share its SMs or DRAM, shorter
+//!   when its blocks are sparser than in a full wave (a partial last wave, blocks left over
+//!   after another kernel took some slots). A kernel that is resource-limited and alone in
+//!   wanting resources is dispatched as one cohort of several back-to-back waves (its partial
+//!   last wave with them while it is alone, taking the time it takes alone), so a many-wave
+//!   kernel costs two events instead of one per wave; the cohort is cut back to its current
+//!   wave as soon as anything else could use the resources it holds.
 //! * **Copies.** Host-device copies use one copy engine per direction, shared equally by the
 //!   copies active in that direction; device-side copies and memsets draw DRAM bandwidth and
 //!   no SMs.
@@ -76,7 +84,11 @@ struct Cohort {
     waves: u64,
     /// Blocks of the last wave (`blocks` when it is full).
     tail: u64,
-    /// Waves done.
+    /// Work of the last wave, in full waves: 1 when it is full, else the kernel's partial last
+    /// wave alone ([`KernelShape::last_wave`](crate::shape::KernelShape::last_wave)); a partial
+    /// last wave is only batched while the kernel is alone.
+    last_work: f64,
+    /// Work done, in full waves.
     progress: f64,
     finish_at: u64,
 }
@@ -145,6 +157,13 @@ pub struct GpuModel {
     scratch_dma: Vec<f64>,
     scratch_sigma: Vec<f64>,
     scratch_sigma_dma: Vec<f64>,
+}
+
+impl Cohort {
+    /// Its whole work, in full waves.
+    fn work(&self) -> f64 {
+        (self.waves - 1) as f64 + self.last_work
+    }
 }
 
 /// How many blocks needing `need` fit in `free`.
@@ -297,8 +316,20 @@ impl GpuModel {
             sampler.integrate(self.now, now, &self.kernels, &self.transfers[0]);
         }
         let dt = (now - self.now) as f64;
-        let covered: u64 = self.kernels.iter().map(|k| k.resident.min(self.sm_count)).sum();
-        let busy = covered.min(self.sm_count) as f64 * dt;
+        let busy = match self.kernels.as_slice() {
+            // A kernel alone in a batched partial last wave covers only that wave's SMs.
+            [k] if k.cohorts.len() == 1 && k.cohorts[0].tail < k.cohorts[0].blocks => {
+                let c = &k.cohorts[0];
+                let full = ((c.waves - 1) as f64 - c.progress).max(0.0) / k.rate;
+                let t_full = full.min(dt);
+                let s = self.sm_count;
+                c.blocks.min(s) as f64 * t_full + c.tail.min(s) as f64 * (dt - t_full)
+            }
+            kernels => {
+                let covered: u64 = kernels.iter().map(|k| k.resident.min(self.sm_count)).sum();
+                covered.min(self.sm_count) as f64 * dt
+            }
+        };
         self.stats.busy_sm_ns += busy;
         if busy != 0.0
             && let Some(log) = &mut self.busy_log
@@ -307,7 +338,7 @@ impl GpuModel {
         }
         for k in &mut self.kernels {
             for c in &mut k.cohorts {
-                c.progress = (c.progress + dt * k.rate).min(c.waves as f64);
+                c.progress = (c.progress + dt * k.rate).min(c.work());
             }
         }
         for t in self.transfers.iter_mut().flatten() {
@@ -322,6 +353,7 @@ impl GpuModel {
         self.account(now);
         loop {
             let mut changed = false;
+            let mut kernel_done = false;
             // Cohorts and kernels that finished.
             let mut i = 0;
             while i < self.kernels.len() {
@@ -344,6 +376,7 @@ impl GpuModel {
                 }
                 if k.cohorts.is_empty() && k.undispatched == 0 {
                     let k = self.kernels.remove(i);
+                    kernel_done = true;
                     self.finish_head(k.stream, now, done);
                 } else {
                     i += 1;
@@ -362,6 +395,14 @@ impl GpuModel {
                         j += 1;
                     }
                 }
+            }
+            // The blocks of a kernel's last wave do not all end at one instant: the slots of all
+            // but the last were freed, and taken by kernels already waiting, before the kernel
+            // completed and its stream could start its next op. So those kernels get the
+            // slots freed now before any op that starts now, whatever its priority.
+            // (Only a head of higher priority than a waiting kernel would take them first.)
+            if kernel_done && self.head_would_overtake(now) {
+                self.dispatch_and_rate(now);
             }
             // Stream heads that can start.
             for s in 0..self.streams.len() {
@@ -385,6 +426,19 @@ impl GpuModel {
             self.dispatch_and_rate(now);
         }
         self.refresh_next_time();
+    }
+
+    /// Whether a stream head that can start at `now` has a higher priority than a kernel
+    /// waiting for slots.
+    fn head_would_overtake(&self, now: u64) -> bool {
+        let Some(lowest) = self.kernels.iter().filter(|k| k.undispatched > 0).map(|k| k.priority).min() else {
+            return false;
+        };
+        self.streams.iter().any(|s| {
+            !s.head_running
+                && s.priority > lowest
+                && s.queue.front().is_some_and(|op| op.visible_at.max(s.ready_at) <= now)
+        })
     }
 
     fn finish_head(&mut self, stream: usize, now: u64, done: &mut Vec<Done>) {
@@ -479,6 +533,7 @@ impl GpuModel {
                     k.undispatched += (c.waves - current - 1) * c.blocks + c.tail;
                     c.waves = current;
                     c.tail = c.blocks;
+                    c.last_work = 1.0;
                     c.finish_at = NEVER;
                     cut = true;
                 } else if not_alone && c.tail < c.blocks {
@@ -488,14 +543,21 @@ impl GpuModel {
                         k.undispatched += c.tail;
                         c.waves -= 1;
                         c.tail = c.blocks;
+                        c.last_work = 1.0;
                         c.finish_at = NEVER;
                         cut = true;
                     } else {
-                        // Already in the partial last wave: give back the slots it does not use.
+                        // Already in the partial last wave: give back the slots it does not use,
+                        // and count what is left of it in waves of its own (the contention
+                        // model now rates its sparser load).
                         let spare = c.blocks - c.tail;
                         release(free, &k.shape.per_block, spare);
                         k.resident -= spare;
                         c.blocks = c.tail;
+                        let start = (c.waves - 1) as f64;
+                        c.progress = start + (c.progress - start) / c.last_work;
+                        c.last_work = 1.0;
+                        c.finish_at = NEVER;
                     }
                 }
             }
@@ -503,7 +565,7 @@ impl GpuModel {
             // they would be after the wave's own completion event.
             let before = k.cohorts.len();
             k.cohorts.retain(|c| {
-                let ended = c.finish_at == NEVER && c.progress >= c.waves as f64 - 1e-6;
+                let ended = c.finish_at == NEVER && c.progress >= c.work() - 1e-6;
                 if ended {
                     release(free, &k.shape.per_block, c.blocks);
                     k.resident -= c.blocks;
@@ -527,19 +589,24 @@ impl GpuModel {
                 continue;
             }
             // Resource-limited and nothing ahead waiting: dispatch all remaining full waves as
-            // one cohort, and the partial last wave with them while the kernel is alone. After a
-            // cut, one wave at a time (the cut happened because the picture is changing).
-            let (waves, tail) = if self.wave_batching && n_fit < k.undispatched && !cut && !ahead_waiting {
+            // one cohort, and the partial last wave with them while the kernel is alone in its
+            // standalone waves (the shape gives that wave's time alone). After a cut, one wave at
+            // a time (the cut happened because the picture is changing).
+            let (waves, tail, last_work) = if self.wave_batching && n_fit < k.undispatched && !cut && !ahead_waiting {
                 let full = k.undispatched / n_fit;
                 let rest = k.undispatched % n_fit;
-                if rest > 0 && !not_alone { (full + 1, rest) } else { (full, n_fit) }
+                if rest > 0 && !not_alone && n_fit == k.shape.resident_alone {
+                    (full + 1, rest, k.shape.last_wave)
+                } else {
+                    (full, n_fit, 1.0)
+                }
             } else {
-                (1, n_fit)
+                (1, n_fit, 1.0)
             };
             acquire(free, &k.shape.per_block, n_fit);
             k.undispatched -= (waves - 1) * n_fit + tail;
             k.resident += n_fit;
-            k.cohorts.push(Cohort { blocks: n_fit, waves, tail, progress: 0.0, finish_at: NEVER });
+            k.cohorts.push(Cohort { blocks: n_fit, waves, tail, last_work, progress: 0.0, finish_at: NEVER });
         }
         self.update_rates(now);
     }
@@ -550,8 +617,10 @@ impl GpuModel {
         for k in &self.kernels {
             let cov_alone = k.shape.resident_alone.min(self.sm_count) as f64;
             self.scratch_loads.push(Load {
-                sm_util: k.shape.sm_util,
+                issue_load: k.shape.issue_load,
                 dram_util: k.shape.dram_util,
+                dram_demand: k.shape.dram_demand,
+                dram_latency_alone: k.shape.dram_latency_alone,
                 alpha: k.resident as f64 / k.shape.resident_alone.max(1) as f64,
                 cov: k.resident.min(self.sm_count) as f64,
                 cov_alone,
@@ -576,7 +645,7 @@ impl GpuModel {
                 if changed || c.finish_at == NEVER {
                     // Less a picosecond, so that floating-point residue of the progress never adds a
                     // nanosecond (which could reorder events that coincide).
-                    c.finish_at = now + ((c.waves as f64 - c.progress) / rate - 1e-3).ceil().max(0.0) as u64;
+                    c.finish_at = now + ((c.work() - c.progress) / rate - 1e-3).ceil().max(0.0) as u64;
                 }
             }
         }
