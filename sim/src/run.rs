@@ -247,6 +247,7 @@ fn run_shared(
 }
 
 /// Each client alone under `policy` (a fresh setup per client), each with `stop`.
+/// Each client of the scenario alone on the device, each with `stop`.
 fn solo_runs(
     scenario: &Scenario,
     infos: &[ClientInfo],
@@ -254,17 +255,7 @@ fn solo_runs(
     stop: Stop,
     recording: &Recording,
 ) -> Result<Vec<SimOutcome>, PolicyError> {
-    let hp = scenario.hp_client();
-    (0..scenario.clients.len())
-        .map(|i| {
-            // A request-count stop applies to the HP client; the others run for the same time.
-            let stop = match (stop.requests, hp) {
-                (Some(_), Some(h)) if h != i => Stop { requests: None, ..stop },
-                _ => stop,
-            };
-            solo_run(scenario, infos, i, policy, stop, recording)
-        })
-        .collect()
+    (0..scenario.clients.len()).map(|i| solo_run(scenario, infos, i, policy, stop, recording)).collect()
 }
 
 /// Client `i` of the scenario alone on the device.

@@ -1222,14 +1222,14 @@ struct LoopTimes {
     policy_ns: u64,
     /// Submitting admitted ops (the real launch and copy calls).
     submit_ns: u64,
-    submitted: u64,
     /// Recording one event per client after each batch of submitted ops.
     record_ns: u64,
     batches: u64,
 }
 
 impl LoopTimes {
-    fn to_json(&self) -> Value {
+    /// `submitted`: the ops submitted so far (every client's).
+    fn to_json(&self, submitted: u64) -> Value {
         let per = |ns: u64, n: u64| if n == 0 { 0.0 } else { ns as f64 / n as f64 };
         json!({
             "poll_us": self.poll_ns as f64 / 1e3,
@@ -1239,11 +1239,11 @@ impl LoopTimes {
             "event_queries": self.queries,
             "policy_ms": self.policy_ns as f64 / 1e6,
             "submit_ms": self.submit_ns as f64 / 1e6,
-            "submitted": self.submitted,
-            "submit_ns_per_op": per(self.submit_ns, self.submitted),
+            "submitted": submitted,
+            "submit_ns_per_op": per(self.submit_ns, submitted),
             "record_ms": self.record_ns as f64 / 1e6,
             "batches": self.batches,
-            "ops_per_batch": per(self.submitted, self.batches),
+            "ops_per_batch": per(submitted, self.batches),
         })
     }
 }
@@ -1526,7 +1526,6 @@ fn scheduler_main(shared: &Shared) {
                 }
                 batch[client] += 1;
                 counters[client].submitted += 1;
-                times.submitted += 1;
             }
             let t_record = now_ns();
             times.submit_ns += t_record - t_submit;
@@ -1596,7 +1595,7 @@ fn publish(shared: &Shared, policy: &dyn Policy, counters: &[ClientCounters], gp
         "first_submit_error": times.first_error,
         "stream_priorities": gpu.map(|g| g.cuda_priorities.clone()),
         "unregistered_calls_drained": shared.drained_for_unregistered.load(Ordering::Relaxed),
-        "scheduler_thread": times.to_json(),
+        "scheduler_thread": times.to_json(counters.iter().map(|k| k.submitted).sum()),
         "clients": clients,
     });
     if let Ok(mut s) = shared.stats.lock() {

@@ -179,6 +179,19 @@ mod tests {
         }
     }
 
+    /// A compute kernel covering 30 of the 100 SMs at issue load `u`, no DRAM traffic.
+    fn on_30_sms(u: f64) -> Load {
+        Load {
+            issue_load: u,
+            dram_util: 0.0,
+            dram_demand: 0.0,
+            dram_latency_alone: 1.0,
+            alpha: 1.0,
+            cov: 30.0,
+            cov_alone: 30.0,
+        }
+    }
+
     fn run(p: &ContentionParams, loads: &[Load]) -> Vec<f64> {
         let (mut k, mut d) = (Vec::new(), Vec::new());
         slowdowns(p, 100.0, loads, &[], &mut k, &mut d);
@@ -265,30 +278,14 @@ mod tests {
 
     #[test]
     fn small_kernels_on_disjoint_sms_do_not_contend_for_issue() {
-        let small = Load {
-            issue_load: 0.9,
-            dram_util: 0.0,
-            dram_demand: 0.0,
-            dram_latency_alone: 1.0,
-            alpha: 1.0,
-            cov: 30.0,
-            cov_alone: 30.0,
-        };
+        let small = on_30_sms(0.9);
         assert_eq!(run(&params(0.2), &[small, small]), vec![1.0, 1.0]);
     }
 
     #[test]
     fn small_kernel_inside_a_saturating_one_is_slowed() {
         // 30 SMs at 90% locally, sharing with a kernel that drives every SM at 90%.
-        let small = Load {
-            issue_load: 0.9,
-            dram_util: 0.0,
-            dram_demand: 0.0,
-            dram_latency_alone: 1.0,
-            alpha: 1.0,
-            cov: 30.0,
-            cov_alone: 30.0,
-        };
+        let small = on_30_sms(0.9);
         let s = run(&params(0.2), &[small, full(0.9, 0.0)]);
         assert!((s[0] - 1.8).abs() < 1e-9, "{s:?}");
         // The big kernel only shares 30 of its 100 SMs: it sees 0.9 + 0.9*30/100 = 1.17.
