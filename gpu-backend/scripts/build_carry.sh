@@ -6,15 +6,16 @@
 # .carry/liborion_preload.so next to itself).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+T=${CARGO_TARGET_DIR:-target}
 cargo build --release -p orion-gpu -p orion-preload
 test_exe() { # test_exe PACKAGE TEST
   cargo test --release -p "$1" --test "$2" --no-run --message-format=json 2>/dev/null \
     | grep -o '"executable":"[^"]*"' | grep "/$2-" | head -n1 | cut -d'"' -f4
 }
 mkdir -p .carry
-cp target/release/orion-real .carry/orion-real
+cp "$T"/release/orion-real .carry/orion-real
 cp "$(test_exe orion-gpu gpu)" .carry/orion-gpu-tests
-cp target/release/liborion_preload.so .carry/liborion_preload.so
+cp "$T"/release/liborion_preload.so .carry/liborion_preload.so
 cp "$(test_exe orion-preload preload)" .carry/orion-preload-tests
 strip .carry/orion-real .carry/orion-gpu-tests .carry/orion-preload-tests 2>/dev/null || true
 strip --strip-debug .carry/liborion_preload.so 2>/dev/null || true
