@@ -11,6 +11,11 @@
 #   orion    scheduling mode, policy `orion` (the client alone is the HP client);
 #   streamsN, orionN: the same with ORION_PRELOAD_POLL_US=N (the scheduler's completion polling).
 # MODELS x MODES, ROUNDS rounds interleaved (fewer if END, a deadline in epoch seconds, is near).
+# BLOCKS=K (default 0) also times each phase in-process as K pairs of blocks, with request marks
+# (scheduled) and without (the interposer passes them through), alternating AB BA: the host's
+# launch rate drifts by a third between processes minutes apart, and this pairs the two within
+# seconds (`<model>.<mode>.<phase>_inproc`: median and quartiles of the per-pair ratios; under
+# `none` both blocks are alike, which shows the method's own noise).
 # Results in $OUT/overhead: overhead.json (per model, mode and phase: median, spread, median of
 # the ratios to `none` within each round; the interposer's waits and scheduler-thread times of
 # the last round) and overhead.log.
@@ -38,7 +43,7 @@ for r in $(seq 1 "$ROUNDS"); do
   for m in $MODELS; do
     for mode in $MODES; do
       a=(--model "$m" --train-batch "$(train_batch "$m")" --requests "${REQ:-600}" --iters "${ITERS:-40}"
-         --infer-warmup "${IWARM:-100}" --train-warmup "${TWARM:-5}" --no-deterministic --out "$W/$m-$mode-$r.pt")
+         --infer-warmup "${IWARM:-100}" --train-warmup "${TWARM:-5}" --blocks "${BLOCKS:-0}" --no-deterministic --out "$W/$m-$mode-$r.pt")
       t0=$(date +%s.%N)
       case $mode in
         none) timeout 300 python3 $S run "${a[@]}" ;;
@@ -51,6 +56,24 @@ for r in $(seq 1 "$ROUNDS"); do
     done
   done
 done
+# HOOK_PAIRS=N (default 0): the hook's own pass-through cost, hook_cost.cu run N times without
+# and with the interposer, alternately (host ns per empty-kernel launch): $OUT/hook_cost.jsonl.
+if [ "${HOOK_PAIRS:-0}" -gt 0 ]; then
+  nvcc -O2 -o "$W/hook_cost" gpu-backend/scripts/hook_cost.cu -ldl >>"$LOG" 2>&1 || echo "hook_cost: nvcc failed" | tee -a "$LOG"
+  for i in $(seq 1 "$HOOK_PAIRS"); do
+    "$W/hook_cost" >>"$OUT/hook_cost.jsonl" 2>>"$LOG"
+    LD_PRELOAD=$LIB ORION_PRELOAD_CONFIG=$W/streams.json "$W/hook_cost" >>"$OUT/hook_cost.jsonl" 2>>"$LOG"
+  done
+  python3 - "$OUT/hook_cost.jsonl" <<'PY' 2>&1 | tee -a "$LOG"
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+none = [r["median_ns"] for r in rows if not r["preload"]]
+pre = [r["median_ns"] for r in rows if r["preload"]]
+d = [b - a for a, b in zip(none, pre)]
+print("hook_cost", json.dumps({"pairs": len(d), "none_median_ns": statistics.median(none), "preload_median_ns": statistics.median(pre),
+                               "paired_diff_median_ns": statistics.median(d), "paired_diff_ns": [round(x, 1) for x in d]}))
+PY
+fi
 python3 - "$W" "$OUT/overhead.json" "$MODELS" "$MODES" <<'PY' 2>&1 | tee -a "$LOG"
 import glob, json, os, re, statistics, sys, torch
 w, out, models, modes = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
@@ -73,6 +96,23 @@ for model, by_mode in runs.items():
                 "spread_pct": 100 * (max(v) - min(v)) / statistics.median(v),
                 "paired_vs_none_pct": 100 * (statistics.median(paired) - 1) if paired else None,
                 "paired_ratios": paired}
+        for ph in ("infer", "train"):
+            ratios, per_round = [], []
+            for d in rs.values():
+                b = d.get(ph + "_blocks") or []
+                rr = []
+                for i in range(0, len(b) - 1, 2):
+                    m, p = (b[i], b[i + 1]) if b[i][0] else (b[i + 1], b[i])
+                    rr.append((m[2] / m[1]) / (p[2] / p[1]))
+                ratios += rr
+                if rr:
+                    per_round.append(statistics.median(rr))
+            if ratios:
+                q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+                res["summary"][f"{model}.{mode}.{ph}_inproc"] = {
+                    "pairs": len(ratios), "median_pct": 100 * (statistics.median(ratios) - 1),
+                    "q1_pct": 100 * (q[0] - 1), "q3_pct": 100 * (q[2] - 1),
+                    "per_round_median_pct": [100 * (x - 1) for x in per_round]}
         last = rs[max(rs)].get("stats")
         if last:
             sch = last.get("schedule") or {}

@@ -2,7 +2,7 @@
 """Correctness and overhead of liborion_preload.so for one client (one thread).
 
     python3 sched_check.py run --out FILE [--model resnet50] [--requests 200] [--iters 30]
-        [--infer-batch 4] [--train-batch 32] [--no-deterministic]
+        [--infer-batch 4] [--train-batch 32] [--no-deterministic] [--blocks K]
     python3 sched_check.py compare BASE.pt OTHER.pt ...
 
 `run` (under LD_PRELOAD or not) registers the thread as client 0 for the inference phase and
@@ -67,6 +67,38 @@ class Marks:
         return json.loads(buf.value.decode())
 
 
+def timed(res, phase, steps, blocks, step):
+    """Times `steps` steps of `phase`: `step(True)` runs one with request marks (scheduled by
+    the interposer when it is there), `step(False)` one without (the interposer passes an
+    unmarked step's calls straight through: a registered client is captured only inside a
+    request). With `blocks` = 0 every step is marked. With `blocks` = K > 0 the steps are
+    split into K pairs of blocks, one marked and one not, in the order AB BA AB ... so that a
+    drift of the host's speed (seen: 33-63% between processes minutes apart) falls on both
+    alike; `res[phase + "_blocks"]` lists [marked, seconds, steps] per block, and
+    `<phase>_per_s` / `<phase>_plain_per_s` are the rates of the marked / unmarked blocks."""
+    if blocks <= 0:
+        t = time.perf_counter()
+        for _ in range(steps):
+            step(True)
+        res[phase + "_s"] = time.perf_counter() - t
+        res[phase + "_per_s"] = steps / res[phase + "_s"]
+        return
+    per = max(1, steps // (2 * blocks))
+    rows = []
+    for k in range(2 * blocks):
+        marked = (k % 2 == 0) == ((k // 2) % 2 == 0)
+        t = time.perf_counter()
+        for _ in range(per):
+            step(marked)
+        rows.append([marked, time.perf_counter() - t, per])
+    res[phase + "_blocks"] = rows
+    for key, want in (("_per_s", True), ("_plain_per_s", False)):
+        n = sum(r[2] for r in rows if r[0] == want)
+        s = sum(r[1] for r in rows if r[0] == want)
+        res[phase + key] = n / s
+    res[phase + "_s"] = sum(r[1] for r in rows if r[0])
+
+
 def run(args):
     drv = load_driver()
     models = drv.load_models()
@@ -83,11 +115,7 @@ def run(args):
         for _ in range(args.infer_warmup):
             marks.step(wl, 0)
         res["infer_out"] = [t.clone() for t in marks.step(wl, 0)]
-        t = time.perf_counter()
-        for _ in range(args.requests):
-            marks.step(wl, 0)
-        res["infer_s"] = time.perf_counter() - t
-    res["infer_per_s"] = args.requests / res["infer_s"]
+        timed(res, "infer", args.requests, args.blocks, lambda marked: marks.step(wl, 0) if marked else wl.step())
     torch.cuda.synchronize()
     wl.close()
     if marks.present:
@@ -99,11 +127,7 @@ def run(args):
         res["losses"] = [marks.step(wl, 1) for _ in range(3)]
         for _ in range(args.train_warmup):
             marks.step(wl, 1)
-        t = time.perf_counter()
-        for _ in range(args.iters):
-            marks.step(wl, 1)
-        res["train_s"] = time.perf_counter() - t
-    res["train_per_s"] = args.iters / res["train_s"]
+        timed(res, "train", args.iters, args.blocks, lambda marked: marks.step(wl, 1) if marked else wl.step())
     torch.cuda.synchronize()
     time.sleep(0.1)  # the scheduler publishes its counters every 20 ms
     res["stats"] = marks.stats()
@@ -161,6 +185,9 @@ def main():
     r.add_argument("--infer-warmup", type=int, default=10, help="untimed inference requests first")
     r.add_argument("--train-warmup", type=int, default=3, help="untimed training iterations first (after 3 more)")
     r.add_argument("--no-deterministic", action="store_true")
+    r.add_argument("--blocks", type=int, default=0,
+                   help="time the steps as this many pairs of blocks, marked (scheduled) and unmarked (passed through), "
+                        "alternating AB BA ...; 0: every step marked")
     c = sub.add_parser("compare")
     c.add_argument("files", nargs="+")
     c.add_argument("--out", default=None)
