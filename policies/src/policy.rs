@@ -134,6 +134,15 @@ pub trait Policy: Send {
         false
     }
 
+    /// Whether each client makes its own launch calls, from its own process (`mps`: one
+    /// process per client under the MPS daemon), rather than the backend's one scheduler
+    /// thread making every client's. A device's central submitter
+    /// ([`SubmitterSpec`](orion_traces::SubmitterSpec)) models that thread, so the simulator
+    /// applies it only when this is `false`, the default.
+    fn clients_submit_separately(&self) -> bool {
+        false
+    }
+
     /// An op completed (called before the next [`schedule`](Policy::schedule)).
     fn on_op_complete(&mut self, done: &Completion<'_>) {
         let _ = done;

@@ -7,7 +7,8 @@ use crate::state::{SchedContext, SchedState};
 
 /// Every client's ops are submitted as soon as the client issues them, all streams at equal
 /// priority. Named `streams` (threads of one process) or `mps` (one process per client under
-/// the MPS daemon); the simulator models both the same way.
+/// the MPS daemon); the simulator models both the same way, but for who makes the launch calls:
+/// under `mps` each client's own process ([`Policy::clients_submit_separately`]).
 #[derive(Debug)]
 pub struct Streams {
     name: &'static str,
@@ -43,5 +44,9 @@ impl Policy for Streams {
     fn lone_client_submits_at_once(&self, _client: ClientId, _state: &SchedState) -> bool {
         // Every call submits everything queued and keeps no state.
         true
+    }
+
+    fn clients_submit_separately(&self) -> bool {
+        self.name == "mps"
     }
 }

@@ -5,7 +5,8 @@
 //! model keeps its own next event (an op start, a cohort or transfer completion). At each step
 //! the clock moves to the earlier of the two; GPU completions are processed first, then due
 //! host events, then the policy runs once if anything changed and its submissions go to the GPU
-//! after the device's launch latency.
+//! after the device's launch latency (through one submitting thread when the device says so:
+//! [`SubmitterSpec`]).
 
 use crate::gpu::{Done, GpuModel, GpuStats, Lone, NEVER, OpSpan, Utilization, UtilizationWindow};
 use crate::shape::{Exec, shape_of};
@@ -13,7 +14,8 @@ use orion_policies::report::ClientRecorder;
 use orion_policies::{
     Backend, ClientInfo, Command, DeviceInfo, Driver, DriverClient, Policy, PolicyError, ProfileRef, StreamPriority,
 };
-use orion_traces::{ClientSpec, DeviceSpec, Stop};
+use orion_traces::{ClientSpec, DeviceSpec, Stop, SubmitterSpec};
+use std::collections::VecDeque;
 
 /// One client of a simulation: its spec and its index in the scenario (which seeds its arrivals).
 #[derive(Debug, Clone, Copy)]
@@ -138,6 +140,7 @@ pub fn simulate_with(
     recording: &Recording,
 ) -> Result<SimOutcome, PolicyError> {
     let device = DeviceInfo { name: input.device.name.clone(), sm_count: input.device.sm_count };
+    let central = input.device.submitter.filter(|_| !policy.clients_submit_separately());
     let clients: Vec<DriverClient<'_>> = input
         .clients
         .iter()
@@ -175,7 +178,9 @@ pub fn simulate_with(
         && !input.record_ops
         && recording.utilization.is_none()
         && launch_latency > 0
-        && input.device.kernel_gap_ns > 0;
+        && input.device.kernel_gap_ns > 0
+        && central.is_none();
+    let mut submitter = central.map(Submitter::new);
     let mut lone = fast.then(|| {
         let sizes: Vec<Vec<usize>> = shapes.iter().map(|t| t.iter().map(Vec::len).collect()).collect();
         Lone::new(input.device, &sizes)
@@ -215,15 +220,24 @@ pub fn simulate_with(
             match cmd {
                 Command::Submit { client, seq, profile } => {
                     let exec = shapes[client][profile.table as usize][profile.row as usize];
-                    gpu.submit(client, seq, exec, now + launch_latency);
+                    match submitter.as_mut() {
+                        Some(s) => s.queue.push_back((client, seq, exec)),
+                        None => gpu.submit(client, seq, exec, now + launch_latency),
+                    }
                     if detail {
                         note_submission(&mut submitted[client], &driver, client, seq, profile, now);
                     }
                 }
                 Command::Preempt { client } => {
+                    if let Some(s) = submitter.as_mut() {
+                        s.queue.retain(|&(c, _, _)| c != client);
+                    }
                     gpu.preempt(client, now);
                 }
             }
+        }
+        if let Some(s) = submitter.as_mut() {
+            s.launch(&mut gpu, now, launch_latency);
         }
         if let Some(lone) = lone.as_mut()
             && now >= lone_retry
@@ -266,6 +280,40 @@ pub fn simulate_with(
         op_info,
         utilization,
     })
+}
+
+/// The one host thread that makes every launch call ([`SubmitterSpec`]): the policy's
+/// submissions wait in `queue`, in the order it made them, and are launched one after another.
+#[derive(Debug)]
+struct Submitter {
+    spec: SubmitterSpec,
+    /// (client, sequence number, shape) of each submission not launched yet.
+    queue: VecDeque<(usize, u64, Exec)>,
+    /// When the thread has made the calls already launched.
+    free_at: u64,
+}
+
+impl Submitter {
+    fn new(spec: SubmitterSpec) -> Self {
+        Submitter { spec, queue: VecDeque::new(), free_at: 0 }
+    }
+
+    /// Launches the waiting submissions at `now`, in order, each call starting when the previous
+    /// one returned, until one would go to a stream holding `queue_depth` pending ops: that
+    /// call blocks the thread (and every call behind it) until the stream completes an op, when
+    /// this runs again. A call's op becomes visible to the GPU `launch_latency` after the call
+    /// starts.
+    fn launch(&mut self, gpu: &mut GpuModel, now: u64, launch_latency: u64) {
+        while let Some(&(client, seq, exec)) = self.queue.front() {
+            if gpu.pending(client) >= self.spec.queue_depth as usize {
+                break;
+            }
+            let start = self.free_at.max(now);
+            gpu.submit(client, seq, exec, start + launch_latency);
+            self.free_at = start + self.spec.launch_call_ns;
+            self.queue.pop_front();
+        }
+    }
 }
 
 /// Fast-forwards client `c`, alone on the GPU, from now up to the next time anything else can

@@ -4,7 +4,8 @@
 use orion_policies::{ClientInfo, registry};
 use orion_sim::engine::{SimClient, SimInput, SimOutcome, simulate};
 use orion_traces::{
-    ArrivalProcess, ClientSpec, DeviceSpec, KernelClass, OpKind, OpRecord, Role, Stop, Trace, TraceMeta, WorkKind,
+    ArrivalProcess, ClientSpec, DeviceSpec, KernelClass, OpKind, OpRecord, Role, Stop, SubmitterSpec, Trace, TraceMeta,
+    WorkKind,
 };
 use std::sync::Arc;
 
@@ -49,10 +50,13 @@ fn info(id: usize, c: &ClientSpec) -> ClientInfo {
 }
 
 fn sim(clients: &[ClientSpec], policy: &str, stop: Stop) -> SimOutcome {
-    let device = DeviceSpec::preset("h100").unwrap();
+    sim_on(&DeviceSpec::preset("h100").unwrap(), clients, policy, stop)
+}
+
+fn sim_on(device: &DeviceSpec, clients: &[ClientSpec], policy: &str, stop: Stop) -> SimOutcome {
     let infos: Vec<ClientInfo> = clients.iter().enumerate().map(|(i, c)| info(i, c)).collect();
     let input = SimInput {
-        device: &device,
+        device,
         clients: clients
             .iter()
             .zip(&infos)
@@ -148,4 +152,56 @@ fn allocations_take_host_time_and_no_gpu_time() {
     let c = client(Role::Hp, vec![m, kernel(0, 10, 4)], ArrivalProcess::ClosedLoop, Some(1));
     let out = sim(&[c], "streams", ONE);
     assert_eq!(out.recorders[0].latencies_ns, vec![44 * US]);
+}
+
+/// The H100 preset with one thread making every launch call.
+fn central(launch_call_us: u64, queue_depth: u32) -> DeviceSpec {
+    let mut d = DeviceSpec::preset("h100").unwrap();
+    d.submitter = Some(SubmitterSpec { launch_call_ns: launch_call_us * US, queue_depth });
+    d
+}
+
+/// Each client's latencies, running `clients` (one request each) on `device` under `policy`.
+fn latencies_on(device: &DeviceSpec, clients: &[ClientSpec], policy: &str) -> Vec<Vec<u64>> {
+    let stop = Stop { duration_ns: Some(10_000 * US), requests: None };
+    sim_on(device, clients, policy, stop).recorders.iter().map(|r| r.latencies_ns.clone()).collect()
+}
+
+#[test]
+fn one_submitting_thread_serialises_the_launch_calls_of_all_clients() {
+    // Both clients issue a 20-us kernel at 10 us. Through one thread whose calls take 10 us,
+    // client 0's call starts at 10 (visible at 14, runs 14..34), client 1's at 20 (visible
+    // at 24, runs 24..44); each client submitting its own (no submitter, or `mps`): both 34.
+    let c = || client(Role::Be, vec![kernel(10, 20, 4)], ArrivalProcess::ClosedLoop, Some(1));
+    let clients = [c(), c()];
+    assert_eq!(latencies_on(&central(10, 1000), &clients, "streams"), vec![vec![34 * US], vec![44 * US]]);
+    let own = DeviceSpec::preset("h100").unwrap();
+    assert_eq!(latencies_on(&own, &clients, "streams"), vec![vec![34 * US], vec![34 * US]]);
+    assert_eq!(latencies_on(&central(10, 1000), &clients, "mps"), vec![vec![34 * US], vec![34 * US]]);
+}
+
+#[test]
+fn a_launch_to_a_full_stream_blocks_every_call_behind_it() {
+    // Client 0 issues four 100-us kernels at 1, 2, 3, 4 us; its stream holds two pending ops.
+    // k1 runs 5..105, k2 106..206 (1-us kernel gap); the call for k3 blocks until k1 completes
+    // (105), the one for k4 until k2 completes (206). Client 1's 10-us kernel, issued at 5,
+    // waits behind them: its call starts at 207 (after k4's, 1 us each), visible at 211, runs
+    // 211..221. Without the thread (or under `mps`) it runs 9..19.
+    let be = client(Role::Be, (0..4).map(|_| kernel(1, 100, 4)).collect(), ArrivalProcess::ClosedLoop, Some(1));
+    let other = client(Role::Be, vec![kernel(5, 10, 4)], ArrivalProcess::ClosedLoop, Some(1));
+    let clients = [be, other];
+    assert_eq!(latencies_on(&central(1, 2), &clients, "streams")[1], vec![221 * US]);
+    assert_eq!(latencies_on(&central(1, 2), &clients, "mps")[1], vec![19 * US]);
+    assert_eq!(latencies_on(&DeviceSpec::preset("h100").unwrap(), &clients, "streams")[1], vec![19 * US]);
+    // A deep enough queue never blocks: only the serialised calls remain (client 1's call
+    // starts at 5 after client 0's four, visible at 9).
+    assert_eq!(latencies_on(&central(1, 1000), &clients, "streams")[1], vec![19 * US]);
+}
+
+#[test]
+fn a_submitter_with_no_queue_is_refused_naming_the_field() {
+    let mut v: serde_json::Value = serde_json::to_value(DeviceSpec::preset("h100").unwrap()).unwrap();
+    v["submitter"] = serde_json::json!({"launch_call_ns": 3000, "queue_depth": 0});
+    let e = DeviceSpec::from_json_str(&v.to_string(), orion_traces::Location::file("d.json")).unwrap_err().to_string();
+    assert!(e.contains("d.json") && e.contains("submitter.queue_depth"), "{e}");
 }

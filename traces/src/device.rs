@@ -76,6 +76,21 @@ pub struct HostParams {
     pub backward_factor: f64,
 }
 
+/// How ops reach the GPU when one host thread submits every client's: orion-real's replay
+/// executor and interposer, like Orion's own scheduler, make every launch call on one thread.
+/// Each call takes that thread `launch_call_ns`, so the calls of all clients are serialised;
+/// and a call to a stream that already holds `queue_depth` pending ops blocks until one of
+/// them completes, holding back every call behind it, whichever client's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitterSpec {
+    /// Host time of one launch call (kernel, copy or memset, with the event the backend
+    /// records after it), ns.
+    pub launch_call_ns: u64,
+    /// Ops one stream can hold submitted and not completed before a launch call to it blocks.
+    pub queue_depth: u32,
+}
+
 /// Provenance of fitted parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,6 +151,10 @@ pub struct DeviceSpec {
     pub contention: ContentionParams,
     /// Framework host costs for analytic traces.
     pub host: HostParams,
+    /// One host thread submits every client's ops (see [`SubmitterSpec`]); absent, each client
+    /// submits its own (as separate processes under MPS, or threads with their own streams).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitter: Option<SubmitterSpec>,
     /// Where fitted parameters come from, when they were fitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
@@ -232,6 +251,9 @@ impl DeviceSpec {
             if v == 0 {
                 return Err((field, "must be at least 1".into()));
             }
+        }
+        if self.submitter.is_some_and(|s| s.queue_depth == 0) {
+            return Err(("submitter.queue_depth", "must be at least 1".into()));
         }
         let c = &self.contention;
         if !(0.0..1.0).contains(&c.latency_floor) {

@@ -18,7 +18,7 @@ pub mod units;
 pub mod workload;
 
 pub use arrival::{ArrivalProcess, Arrivals};
-pub use device::{BuiltinTraces, DeviceSpec};
+pub use device::{BuiltinTraces, DeviceSpec, SubmitterSpec};
 pub use error::{Location, Result, TraceError};
 pub use op::{Dim3, KernelClass, OpKind, OpRecord};
 pub use scenario::{ClientSpec, Scenario, Stop};

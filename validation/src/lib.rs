@@ -94,6 +94,9 @@ pub struct Comparison {
     pub device: String,
     /// Device source.
     pub device_source: String,
+    /// Where the GPU model's parameters came from when not from the device source (traces from
+    /// the device source, model from here: [`CompareOptions::model_device`]).
+    pub model_source: Option<String>,
     /// The real runs' GPU, commit and date (from the first report).
     pub real: BTreeMap<String, Value>,
     /// Seeds of the cells (all equal in a matrix run).
@@ -327,9 +330,38 @@ pub fn summarise(cells: &[Cell]) -> Vec<MetricSummary> {
 
 /// Compares every real report of `dir` with the simulator on the same scenario. `progress` is
 /// called with each cell's name before it is simulated.
+/// How [`compare_folder_with`] simulates.
+#[derive(Debug, Clone, Default)]
+pub struct CompareOptions {
+    /// Simulate with this device's GPU model (launch latency, gaps, bandwidths, contention
+    /// parameters) and its source, instead of the results folder's device. The traces still come
+    /// from the folder's device (they are what the GPU replayed; their host gaps are part of
+    /// them), so this evaluates a fitted device file on scenarios it was not fitted to. Its
+    /// name and SM count must be those of the folder's device.
+    pub model_device: Option<(DeviceSpec, String)>,
+}
+
+/// [`compare_folder_with`] with the folder's own device for the model.
 pub fn compare_folder(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Comparison> {
+    compare_folder_with(dir, &CompareOptions::default(), progress)
+}
+
+/// Simulates every real report of folder `dir` (see [`real_reports`]) and compares.
+pub fn compare_folder_with(dir: &Path, opts: &CompareOptions, progress: &mut dyn FnMut(&str)) -> Result<Comparison> {
     let reports = real_reports(dir)?;
     let (device, device_source) = results_device(dir)?;
+    if let Some((m, src)) = &opts.model_device
+        && (m.name != device.name || m.sm_count != device.sm_count)
+    {
+        bail!(
+            "{src}: device {} with {} SMs; the results in {} ran on {} with {} SMs ({device_source})",
+            m.name,
+            m.sm_count,
+            dir.display(),
+            device.name,
+            device.sm_count
+        );
+    }
     let mut cells = Vec::new();
     let mut seeds = Vec::new();
     let mut traces: Vec<(String, String)> = Vec::new();
@@ -337,7 +369,7 @@ pub fn compare_folder(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Comp
     let mut ideals: BTreeMap<String, Report> = BTreeMap::new();
     for (path, real) in &reports {
         let trace_dir = Some(dir.join("traces")).filter(|t| t.is_dir());
-        let scenario = scenario_of(real, &device, &device_source, trace_dir.as_deref())
+        let mut scenario = scenario_of(real, &device, &device_source, trace_dir.as_deref())
             .with_context(|| format!("{}", path.display()))?;
         if real.engine.get("interrupted").and_then(Value::as_bool) == Some(true) {
             bail!("{}: engine.interrupted is true: the real run did not finish", path.display());
@@ -365,6 +397,10 @@ pub fn compare_folder(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Comp
                 })?;
             check_kernel_list(&scenario, &read_json(&list)?, &list)?;
             checked_lists.push(real.scenario.clone());
+        }
+        if let Some((m, src)) = &opts.model_device {
+            scenario.device = m.clone();
+            scenario.device_source = src.clone();
         }
         progress(&format!("{}/{}", real.scenario, real.policy.name));
         let simulate = |policy: &str, reference: IdealReference<'_>| {
@@ -424,6 +460,7 @@ pub fn compare_folder(dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<Comp
         tool: format!("orion-rs {}", env!("CARGO_PKG_VERSION")),
         results: dir.display().to_string(),
         device: device.name.clone(),
+        model_source: opts.model_device.as_ref().map(|(_, src)| src.clone()),
         device_source,
         real: real_meta,
         seeds,
@@ -468,6 +505,12 @@ impl Comparison {
             self.device_source,
             self.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
         ));
+        if let Some(m) = &self.model_source {
+            s.push_str(&format!(
+                "GPU model parameters (launch latency, gaps, bandwidths, contention) from `{m}`; traces and their host \
+                 gaps from the device above (what the GPU replayed).\n\n"
+            ));
+        }
         let traces: Vec<String> = self.traces.iter().map(|(n, s)| format!("{n} ({s})")).collect();
         s.push_str(&format!("Traces: {}.\n\n", traces.join(", ")));
         s.push_str("| metric | cells | median abs error | worst abs error | worst cell |\n| --- | ---: | ---: | ---: | --- |\n");

@@ -269,6 +269,11 @@ impl GpuModel {
         self.streams.iter().all(|s| s.queue.is_empty())
     }
 
+    /// Ops of `stream` submitted and not completed (queued or running).
+    pub fn pending(&self, stream: usize) -> usize {
+        self.streams[stream].queue.len()
+    }
+
     /// Appends an op to `stream`; it becomes visible to the GPU at `visible_at`.
     pub fn submit(&mut self, stream: usize, seq: u64, exec: Exec, visible_at: u64) {
         let s = &mut self.streams[stream];

@@ -9,7 +9,9 @@
 //!    copy benchmark's measured standalone copies of each direction.
 //! 2. `launch_latency_ns` and `kernel_gap_ns`: the launch benchmarks (one client of back-to-back
 //!    kernels) simulated with the kernels' measured standalone durations, against the measured
-//!    mean request time; a grid then a refinement.
+//!    mean request time; a grid then a refinement. Before it, the submitting thread: every
+//!    benchmark ran through orion-real's one thread making every launch call, whose mean call
+//!    time the launch benchmarks report ([`fit_submitter`]); it is simulated in fits 2 and 3.
 //! 3. The contention parameters of [`FITTED`] (`dram_efficiency`, `colocation_penalty`, the
 //!    compute class's issue demand, the memory class's issue and DRAM demands; the others
 //!    are kept, see [`FITTED`]): the pairs' co-run slowdowns (mean request latency shared /
@@ -25,7 +27,7 @@ use orion_policies::{ParamMap, Report};
 use orion_sim::run::{IdealReference, run};
 use orion_traces::device::{Calibration, ContentionParams};
 use orion_traces::format::read_trace;
-use orion_traces::{ArrivalProcess, ClientSpec, DeviceSpec, OpKind, Scenario, Stop, Trace, WorkKind};
+use orion_traces::{ArrivalProcess, ClientSpec, DeviceSpec, OpKind, Scenario, Stop, SubmitterSpec, Trace, WorkKind};
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::Value;
@@ -68,6 +70,25 @@ pub struct LaunchCase {
     pub scenario: Scenario,
     /// Measured mean request time, ms.
     pub real_ms: f64,
+    /// Mean host time of one launch call on orion-real's one submitting thread (the report's
+    /// `engine.overhead.launch_ns.mean`), ns, when the report has it.
+    pub launch_call_ns: Option<f64>,
+}
+
+/// Ops a stream holds submitted and not completed before a launch call to it blocks, when the
+/// device the fit starts from does not say: about 1000 kernels per stream, as reported for an
+/// earlier GPU (stackoverflow.com/questions/53970187). The calibration plan does not measure it
+/// yet.
+pub const DEFAULT_QUEUE_DEPTH: u32 = 1024;
+
+/// The submitting thread of the launch benchmarks: the median over benchmarks of their mean
+/// launch-call time (rounded to 10 ns), with the start device's queue depth (else
+/// [`DEFAULT_QUEUE_DEPTH`]); `None` when no benchmark reports its launch calls.
+pub fn fit_submitter(cases: &[LaunchCase], start: &DeviceSpec) -> Option<SubmitterSpec> {
+    let calls: Vec<f64> = cases.iter().filter_map(|c| c.launch_call_ns).collect();
+    let ns = (median(&calls)? / 10.0).round() as u64 * 10;
+    let queue_depth = start.submitter.map_or(DEFAULT_QUEUE_DEPTH, |s| s.queue_depth);
+    Some(SubmitterSpec { launch_call_ns: ns, queue_depth })
 }
 
 /// One measured copy: direction, bytes, standalone ns.
@@ -308,7 +329,9 @@ pub fn load_results(dir: &Path, device: &DeviceSpec) -> Result<Results> {
                     }
                     c.trace = Arc::new(trace);
                 }
-                launch.push(LaunchCase { name: bench.name.clone(), scenario: s, real_ms });
+                let launch_call_ns =
+                    r.engine.get("overhead").and_then(|o| o.pointer("/launch_ns/mean")).and_then(Value::as_f64);
+                launch.push(LaunchCase { name: bench.name.clone(), scenario: s, real_ms, launch_call_ns });
             }
             BenchKind::Copy => {
                 let times = measured_times(dir, &scenario)?;
@@ -726,6 +749,12 @@ pub fn fit(
             _ => device.d2d_bandwidth_gbs = bw,
         }
     }
+    // Every benchmark ran through orion-real's one submitting thread: it is measured first and
+    // simulated in the fits that follow.
+    if let Some(sub) = fit_submitter(&results.launch, start) {
+        progress(format!("submitter: launch_call_ns {}, queue_depth {}", sub.launch_call_ns, sub.queue_depth));
+        device.submitter = Some(sub);
+    }
     if !results.launch.is_empty() {
         let (l, g) = fit_launch(&results.launch, &device)?;
         progress(format!("launch_latency_ns {l}, kernel_gap_ns {g}"));
@@ -889,6 +918,13 @@ impl FitOutcome {
         ] {
             s.push_str(&format!("| {k} | {v} |\n"));
         }
+        if let Some(sub) = self.device.submitter {
+            s.push_str(&format!(
+                "| submitter.launch_call_ns | {} (mean launch call of the launch benchmarks, median) |\n\
+                 | submitter.queue_depth | {} (not measured by the plan) |\n",
+                sub.launch_call_ns, sub.queue_depth
+            ));
+        }
         if !self.copies.is_empty() {
             s.push_str("\nCopies (`time = fixed + bytes / bandwidth`):\n\n| copy | samples | GB/s | fixed us |\n| --- | ---: | ---: | ---: |\n");
             for c in &self.copies {
@@ -936,6 +972,27 @@ impl FitOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_submitter_is_the_median_launch_call_with_the_start_devices_queue_depth() {
+        let start = DeviceSpec::preset("h100").unwrap();
+        let scenario =
+            orion_traces::builtin::workload_scenario("resnet50_bert", None, start.clone(), "builtin:h100".into())
+                .unwrap();
+        let case = |ns: Option<f64>| LaunchCase {
+            name: "launch".into(),
+            scenario: scenario.clone(),
+            real_ms: 1.0,
+            launch_call_ns: ns,
+        };
+        assert_eq!(fit_submitter(&[case(None)], &start), None);
+        let cases = [case(Some(3702.5)), case(Some(4164.9)), case(Some(3323.1)), case(None)];
+        let s = fit_submitter(&cases, &start).unwrap();
+        assert_eq!(s, SubmitterSpec { launch_call_ns: 3700, queue_depth: DEFAULT_QUEUE_DEPTH });
+        let mut deep = start.clone();
+        deep.submitter = Some(SubmitterSpec { launch_call_ns: 1, queue_depth: 4096 });
+        assert_eq!(fit_submitter(&cases, &deep).unwrap().queue_depth, 4096);
+    }
 
     fn row(scenario: &str, policy: &str, error: f64) -> SlowdownRow {
         SlowdownRow {
