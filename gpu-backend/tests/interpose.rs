@@ -48,7 +48,7 @@ names=$(grep -o '"name": "[^"]*"' "$wl" | sed 's/"name": "\(.*\)"/\1/')
   done
   printf ']}}\n'; }} > "$out"
 if [ -n "$ORION_PRELOAD_REPORT" ]; then
-  printf '{{"mode": 2, "failure_logged": {failed}, "captured": {{"kernel": 5}}, "schedule": {{"submit_errors": 0, "clients": [{{"name": "x", "latency": {{"count": 1, "requests_ns": [1]}}}}]}}}}\n' > "$ORION_PRELOAD_REPORT"
+  printf '{{"mode": 2, "failure_logged": {failed}, "captured": {{"kernel": 5}}, "schedule": {{"submit_errors": 0, "params": {{"sm_threshold": 66, "dur_threshold_us": 179.06}}, "counters": {{"be_admitted_hp_idle": 7}}, "clients": [{{"name": "x", "latency": {{"count": 1, "requests_ns": [1]}}}}]}}}}\n' > "$ORION_PRELOAD_REPORT"
 fi
 "#,
         log = log.display(),
@@ -191,6 +191,11 @@ fn a_shared_policy_runs_every_client_in_one_process_under_the_interposer() {
     let rep = r.report();
     assert_eq!(rep["backend"], "real");
     assert_eq!(rep["policy"]["name"], "orion");
+    // The policy's parameters and counters as the interposer resolved them (it set the policy
+    // up; the front end's copy never was).
+    assert_eq!(rep["policy"]["params"]["dur_threshold_us"], 179.06);
+    assert_eq!(rep["policy"]["params"]["sm_threshold"], 66);
+    assert_eq!(rep["policy"]["counters"]["be_admitted_hp_idle"], 7);
     let hp = &rep["clients"][0];
     // Latencies 10, 30, 20, 5 ms (completion minus scheduled arrival); 4 requests over 2 s.
     let expected = LatencyStats::from_ns(&[10_000_000, 30_000_000, 20_000_000, 5_000_000]).unwrap();

@@ -62,6 +62,9 @@ pub struct Cell {
     pub file: String,
     /// Compared metrics.
     pub metrics: Vec<MetricPair>,
+    /// The HP client as run (trace, arrival, seed, warm-up, duration), when there is one: cells
+    /// of the same HP alone (`ideal`) are repeats of one measurement.
+    pub hp_alone_key: Option<String>,
     /// The simulator's resolved policy parameters.
     pub sim_params: Value,
     /// The real run's resolved policy parameters.
@@ -81,6 +84,105 @@ pub struct MetricSummary {
     pub worst_abs: f64,
     /// Where the worst error is.
     pub worst_cell: String,
+}
+
+/// Repeats of one real measurement: the HP alone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Spread {
+    /// The HP client as run.
+    pub key: String,
+    /// How many `ideal` cells ran it.
+    pub runs: usize,
+    /// Its measured p95 latency: min, median, max, ms.
+    pub real_p95_ms: [f64; 3],
+    /// (max - min) / median.
+    pub spread: f64,
+    /// The simulated p95 (the same in every repeat), ms.
+    pub sim_p95_ms: f64,
+}
+
+/// The comparisons of several results folders, and the error statistics over all their cells.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Suite {
+    /// One comparison per folder.
+    pub parts: Vec<Comparison>,
+    /// Per metric, over every cell of every part.
+    pub summary: Vec<MetricSummary>,
+}
+
+impl Suite {
+    /// Compares every folder of `dirs` (see [`compare_folder_with`]).
+    pub fn compare(dirs: &[PathBuf], opts: &CompareOptions, progress: &mut dyn FnMut(&str)) -> Result<Suite> {
+        let parts = dirs.iter().map(|d| compare_folder_with(d, opts, progress)).collect::<Result<Vec<_>>>()?;
+        let cells: Vec<Cell> = parts
+            .iter()
+            .flat_map(|p| {
+                p.cells.iter().map(move |c| Cell { scenario: format!("{}: {}", p.label(), c.scenario), ..c.clone() })
+            })
+            .collect();
+        Ok(Suite { summary: summarise(&cells), parts })
+    }
+
+    /// Whether the targets hold over all cells.
+    pub fn targets_met(&self) -> bool {
+        targets_met(&self.summary)
+    }
+
+    /// The overall table, then each folder's comparison under its own heading. With one
+    /// folder, that folder's comparison alone.
+    pub fn markdown(&self) -> String {
+        if let [only] = &self.parts[..] {
+            return only.markdown();
+        }
+        let n: usize = self.parts.iter().map(|p| p.cells.len()).sum();
+        let mut s = format!("All {n} cells, {} results folders:\n\n", self.parts.len());
+        s.push_str(&summary_table(&self.summary));
+        for p in &self.parts {
+            s.push_str(&format!("\n## {}\n\n", p.results));
+            s.push_str(&p.markdown());
+        }
+        s
+    }
+
+    /// One scatter figure of every cell.
+    pub fn figure(&self) -> SimVsReal {
+        let mut all = self.parts[0].clone();
+        all.cells = self.parts.iter().flat_map(|p| p.cells.clone()).collect();
+        all.results = self.parts.iter().map(|p| p.results.as_str()).collect::<Vec<_>>().join(" + ");
+        all.figure()
+    }
+}
+
+/// Whether the targets (HP p95 and BE throughput: median and worst) hold in `summary`.
+fn targets_met(summary: &[MetricSummary]) -> bool {
+    summary
+        .iter()
+        .filter(|s| s.metric == "hp_p95_ms" || s.metric == "be_throughput_per_s")
+        .all(|s| s.median_abs <= TARGET_MEDIAN && s.worst_abs <= TARGET_WORST)
+}
+
+/// The per-metric error table and the targets line.
+fn summary_table(summary: &[MetricSummary]) -> String {
+    let mut s = String::from(
+        "| metric | cells | median abs error | worst abs error | worst cell |\n| --- | ---: | ---: | ---: | --- |\n",
+    );
+    for m in summary {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            m.metric,
+            m.cells,
+            fmt_error(&m.metric, m.median_abs).trim_start_matches('+'),
+            fmt_error(&m.metric, m.worst_abs).trim_start_matches('+'),
+            m.worst_cell
+        ));
+    }
+    s.push_str(&format!(
+        "\nTargets (HP p95 latency and BE throughput: median <= {:.0}%, worst <= {:.0}%): **{}**.\n\n",
+        TARGET_MEDIAN * 100.0,
+        TARGET_WORST * 100.0,
+        if targets_met(summary) { "met" } else { "not met" }
+    ));
+    s
 }
 
 /// The whole comparison.
@@ -382,7 +484,11 @@ pub fn compare_folder_with(dir: &Path, opts: &CompareOptions, progress: &mut dyn
                 device.name
             );
         }
-        if !checked_lists.contains(&real.scenario) {
+        // A run through the interposer ran PyTorch's own kernels, matched to the trace's records
+        // by position (`engine.interposer`): there is no replayed kernel list to check, only the
+        // trace's identity (above).
+        let interposed = real.engine.contains_key("interposer");
+        if !interposed && !checked_lists.contains(&real.scenario) {
             let list = ["json", "json.gz"]
                 .iter()
                 .map(|ext| dir.join(format!("{}-kernels.{ext}", real.scenario)))
@@ -428,13 +534,27 @@ pub fn compare_folder_with(dir: &Path, opts: &CompareOptions, progress: &mut dyn
                 traces.push(t);
             }
         }
+        let hp_alone_key = real.clients.iter().find(|c| c.role == Role::Hp).map(|c| {
+            format!(
+                "{} {} seed {} warm-up {} {:.0} s",
+                c.trace.name, c.arrival, real.seed, real.warmup, real.duration_s
+            )
+        });
+        // An interposed run's policy was set up inside the interposer, which reports the
+        // parameters it resolved (reports before orion-real adopted them carry the front end's
+        // unresolved copy).
+        let real_params = match real.engine.get("interposer").and_then(|i| i.pointer("/schedule/params")) {
+            Some(p) if p.is_object() => p.clone(),
+            _ => serde_json::to_value(&real.policy.params)?,
+        };
         cells.push(Cell {
             scenario: real.scenario.clone(),
             policy: real.policy.name.clone(),
             file: path.file_name().map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
             metrics: pair_metrics(real, &sim),
+            hp_alone_key,
             sim_params: serde_json::to_value(&sim.policy.params)?,
-            real_params: serde_json::to_value(&real.policy.params)?,
+            real_params,
         });
     }
     let first = &reports[0].1;
@@ -513,23 +633,18 @@ impl Comparison {
         }
         let traces: Vec<String> = self.traces.iter().map(|(n, s)| format!("{n} ({s})")).collect();
         s.push_str(&format!("Traces: {}.\n\n", traces.join(", ")));
-        s.push_str("| metric | cells | median abs error | worst abs error | worst cell |\n| --- | ---: | ---: | ---: | --- |\n");
-        for m in &self.summary {
+        s.push_str(&summary_table(&self.summary));
+        for sp in self.spread() {
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
-                m.metric,
-                m.cells,
-                fmt_error(&m.metric, m.median_abs).trim_start_matches('+'),
-                fmt_error(&m.metric, m.worst_abs).trim_start_matches('+'),
-                m.worst_cell
+                "Run-to-run spread of the real GPU: the HP alone (`ideal`) ran {} times with the same client ({}): \
+                 p95 {} ms (min / median / max), a spread of {:.0}% of the median; simulated {:.2} ms.\n\n",
+                sp.runs,
+                sp.key,
+                sp.real_p95_ms.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(" / "),
+                sp.spread * 100.0,
+                sp.sim_p95_ms
             ));
         }
-        s.push_str(&format!(
-            "\nTargets (HP p95 latency and BE throughput: median <= {:.0}%, worst <= {:.0}%): **{}**.\n\n",
-            TARGET_MEDIAN * 100.0,
-            TARGET_WORST * 100.0,
-            if self.targets_met() { "met" } else { "not met" }
-        ));
         s.push_str("Per cell, real / simulated (error):\n\n| scenario | policy |");
         for m in METRICS {
             s.push_str(&format!(" {m} |"));
@@ -569,6 +684,47 @@ impl Comparison {
 
     /// The cells whose policy parameters, as each backend resolved them, differ (e.g. Orion's
     /// `dur_threshold`, derived from each side's own HP standalone latency).
+    /// A short name of the results folder (its path after `results/`, else the whole path).
+    pub fn label(&self) -> &str {
+        self.results.rsplit_once("results/").map_or(self.results.as_str(), |(_, l)| l)
+    }
+
+    /// The HP's p95 over `ideal` cells that ran the same HP client alone (repeats of one
+    /// measurement), for each such client run at least twice.
+    pub fn spread(&self) -> Vec<Spread> {
+        let mut keys: Vec<&str> = Vec::new();
+        for c in self.cells.iter().filter(|c| c.policy == "ideal") {
+            if let Some(k) = c.hp_alone_key.as_deref()
+                && !keys.contains(&k)
+            {
+                keys.push(k);
+            }
+        }
+        keys.into_iter()
+            .filter_map(|k| {
+                let pairs: Vec<&MetricPair> = self
+                    .cells
+                    .iter()
+                    .filter(|c| c.policy == "ideal" && c.hp_alone_key.as_deref() == Some(k))
+                    .filter_map(|c| c.metrics.iter().find(|m| m.metric == "hp_p95_ms"))
+                    .collect();
+                if pairs.len() < 2 {
+                    return None;
+                }
+                let real: Vec<f64> = pairs.iter().map(|m| m.real).collect();
+                let med = orion_policies::report::median(&real)?;
+                let (lo, hi) = real.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, &v| (a.0.min(v), a.1.max(v)));
+                Some(Spread {
+                    key: k.to_string(),
+                    runs: pairs.len(),
+                    real_p95_ms: [lo, med, hi],
+                    spread: (hi - lo) / med,
+                    sim_p95_ms: pairs[0].sim,
+                })
+            })
+            .collect()
+    }
+
     pub fn parameter_differences(&self) -> Vec<String> {
         self.cells
             .iter()

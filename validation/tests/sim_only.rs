@@ -5,7 +5,7 @@
 
 use orion_traces::DeviceSpec;
 use orion_validation::{
-    CompareOptions, Comparison, METRICS, MetricSummary, compare_folder, compare_folder_with, scenario_of,
+    CompareOptions, Comparison, METRICS, MetricSummary, Suite, compare_folder, compare_folder_with, scenario_of,
 };
 use std::path::Path;
 
@@ -180,4 +180,29 @@ fn traces_written_by_the_real_run_are_the_ones_simulated() {
     let cmp = compare_folder(dir.path(), &mut |_| {}).unwrap();
     assert_eq!(cmp.cells.len(), 1);
     assert_eq!(cmp.device_source, "builtin:h100");
+}
+
+const INTERPOSED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/results/interpose-2026-11-25-h100-v2/fig7");
+
+#[test]
+fn interposed_pytorch_runs_are_compared_with_their_repeats_and_the_interposers_parameters() {
+    let opts = CompareOptions { model_device: Some((fitted(), "fitted".into())) };
+    let suite = Suite::compare(&[RESULTS.into(), INTERPOSED.into()], &opts, &mut |_| {}).unwrap();
+    let [replay, interposed] = &suite.parts[..] else { panic!("two parts") };
+    // fig7's ResNet50-HP row: five BE models x seven policies, real PyTorch kernels (no
+    // replayed kernel list to check).
+    assert_eq!(interposed.cells.len(), 35);
+    assert_eq!(suite.summary.iter().find(|m| m.metric == "hp_p95_ms").unwrap().cells, 47);
+    // The policy ran inside the interposer: its parameters as it resolved them.
+    let orion = interposed.cells.iter().find(|c| c.policy == "orion").unwrap();
+    assert_eq!(orion.real_params["dur_threshold_us"], 179.06);
+    assert_eq!(orion.real_params["sm_threshold"], 132);
+    // The five `ideal` cells ran the same HP alone: the real GPU's run-to-run spread.
+    let sp = interposed.spread();
+    assert_eq!(sp.len(), 1);
+    assert_eq!(sp[0].runs, 5);
+    assert!(sp[0].real_p95_ms[0] < sp[0].real_p95_ms[1] && sp[0].real_p95_ms[1] < sp[0].real_p95_ms[2]);
+    assert!(replay.spread().is_empty(), "the two replay pairs have different HPs");
+    let md = suite.markdown();
+    assert!(md.contains("All 47 cells") && md.contains("Run-to-run spread"), "{md}");
 }
