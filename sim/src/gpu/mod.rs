@@ -161,6 +161,14 @@ pub struct GpuModel {
 
 impl Cohort {
     /// Its whole work, in full waves.
+    /// The wave under way (1-based); at a wave boundary (within rounding), the one just done,
+    /// so that a cut there ends the cohort now, as wave-by-wave dispatch would.
+    fn current_wave(&self) -> u64 {
+        let nearest = self.progress.round();
+        if nearest >= 1.0 && (self.progress - nearest).abs() < 1e-6 { nearest as u64 } else { self.progress.ceil() as u64 }
+            .clamp(1, self.waves)
+    }
+
     fn work(&self) -> f64 {
         (self.waves - 1) as f64 + self.last_work
     }
@@ -434,9 +442,11 @@ impl GpuModel {
     }
 
     /// Whether a stream head that can start at `now` has a higher priority than a kernel
-    /// waiting for slots.
+    /// waiting for slots: with blocks not dispatched, or in waves of a multi-wave cohort after
+    /// the one under way (wave-by-wave dispatch would hold those as not dispatched).
     fn head_would_overtake(&self, now: u64) -> bool {
-        let Some(lowest) = self.kernels.iter().filter(|k| k.undispatched > 0).map(|k| k.priority).min() else {
+        let waiting = |k: &&ActiveKernel| k.undispatched > 0 || k.cohorts.iter().any(|c| c.current_wave() < c.waves);
+        let Some(lowest) = self.kernels.iter().filter(waiting).map(|k| k.priority).min() else {
             return false;
         };
         self.streams.iter().any(|s| {
@@ -523,15 +533,7 @@ impl GpuModel {
             let k = &mut self.kernels[i];
             let more_fit = fits(free, &k.shape.per_block) > 0;
             for c in &mut k.cohorts {
-                // The wave under way; at a wave boundary (within rounding), the one just done, so
-                // that a cut there ends the cohort now, as wave-by-wave dispatch would.
-                let nearest = c.progress.round();
-                let current = if nearest >= 1.0 && (c.progress - nearest).abs() < 1e-6 {
-                    nearest as u64
-                } else {
-                    c.progress.ceil() as u64
-                }
-                .clamp(1, c.waves);
+                let current = c.current_wave();
                 if (ahead_waiting || more_fit) && current < c.waves {
                     // A kernel ahead is waiting, or more of this kernel's blocks would fit: the
                     // dispatcher decides afresh at the next wave boundary.
