@@ -160,6 +160,16 @@ impl SchedState {
         done
     }
 
+    /// Client `c` issued, submitted and completed `n` ops at once (a backend replaying a
+    /// request; see [`Driver::skip_request`](crate::Driver::skip_request)); it has nothing
+    /// queued or in flight before and after.
+    pub fn skip_ops(&mut self, c: ClientId, n: u64) {
+        let s = &mut self.clients[c];
+        debug_assert!(s.pending.is_empty() && s.in_flight.is_empty());
+        s.next_seq += n;
+        s.completed_in_request += n as usize;
+    }
+
     /// The current request of client `c` completed.
     pub fn end_request(&mut self, c: ClientId) {
         let s = &mut self.clients[c];
