@@ -115,6 +115,8 @@ struct Host {
     current: Option<Current>,
     blocked: Blocked,
     queue_limit: Option<usize>,
+    /// The last request that ended: its number, when, and the host events processed by then.
+    last_end: Option<(u64, u64, u64)>,
 }
 
 /// The host side of a run driving one policy.
@@ -188,6 +190,7 @@ impl<'p> Driver<'p> {
                 current: None,
                 blocked: Blocked::No,
                 queue_limit: policy.host_queue_limit(&c.info),
+                last_end: None,
             });
             states.push(ClientState::new(c.info.clone(), tables));
         }
@@ -417,35 +420,44 @@ impl<'p> Driver<'p> {
         self.host_events
     }
 
+    /// The last request of `client` that ended: its number, when, and how many host events
+    /// ([`host_events`](Self::host_events)) were processed by then (the one that ended it
+    /// included).
+    pub fn last_request_end(&self, client: usize) -> Option<(u64, u64, u64)> {
+        self.hosts[client].last_end
+    }
+
     /// Whether the policy ignores op completions ([`Policy::ignores_op_completions`]).
     pub fn ignores_op_completions(&self) -> bool {
         self.policy.ignores_op_completions()
     }
 
-    /// If a request of `client` has just begun (its host has issued nothing of it yet and the
-    /// client has nothing queued or in flight): when it began and which profile table it runs.
-    /// Its host then issues its first op after that op's host gap, and what follows depends
-    /// only on when the GPU can next start an op of the client.
-    pub fn fresh_request(&self, client: usize) -> Option<(u64, u16)> {
-        let h = &self.hosts[client];
-        let cur = h.current?;
-        (cur.next == 0 && h.blocked == Blocked::No && !self.state.client(client).has_work())
-            .then_some((cur.began, cur.table))
+    /// If a request of `client` began at `now` and none of its ops has completed, with nothing
+    /// of it left unsubmitted: when it began and which profile table it runs. Once every
+    /// event at `now` is processed, what follows (the host issuing its other ops after their
+    /// host gaps, its ops running) depends only on these and on when the GPU could start an op
+    /// of the client after its previous request.
+    pub fn fresh_request(&self, client: usize, now: u64) -> Option<(u64, u16)> {
+        let cur = self.hosts[client].current?;
+        let s = self.state.client(client);
+        (cur.began == now && s.completed_in_request() == 0 && s.pending().is_empty()).then_some((cur.began, cur.table))
     }
 
     /// Completes the [fresh](Self::fresh_request) request of `client` at `end` without
     /// processing its events, because the backend replays an identical request it saw the
     /// driver process (a client alone, [`LoneMode::AtOnce`], whose policy
-    /// [ignores op completions](Self::ignores_op_completions)): its host issued `ops` ops (each
-    /// submitted at once and completed by `end`) in `host_events` host events, and its last op
-    /// completed at `end`. The request then ends as usual (statistics, policy hooks, the next
-    /// request), and the policy is due a call.
-    pub fn skip_request(&mut self, client: usize, end: u64, ops: u64, host_events: u64) {
-        let cur = self.hosts[client].current.as_mut().expect("a request under way");
-        debug_assert_eq!(cur.next, 0, "a fresh request");
+    /// [ignores op completions](Self::ignores_op_completions)): its ops in flight and `issued`
+    /// more that its host issues in `host_events` host events complete by `end`, each submitted
+    /// as soon as issued, and the request ends at `end` (at the completion of its last op or at
+    /// a host event). It then ends as usual (statistics, policy hooks, the next request), and
+    /// the policy is due a call.
+    pub fn skip_request(&mut self, client: usize, end: u64, issued: u64, host_events: u64) {
+        let h = &mut self.hosts[client];
+        let cur = h.current.as_mut().expect("a request under way");
         cur.next = cur.len;
+        h.blocked = Blocked::No;
         self.heap.retain(|e| !(e.0.2 == EV_ISSUE && e.0.3 as usize == client));
-        self.state.skip_ops(client, ops);
+        self.state.skip_ops(client, issued);
         self.host_events += host_events;
         self.dirty = true;
         self.maybe_end_request(client, end);
@@ -551,6 +563,7 @@ impl<'p> Driver<'p> {
             return;
         }
         let request = self.state.client(c).request();
+        self.hosts[c].last_end = Some((request, now, self.host_events));
         self.state.end_request(c);
         let done = RequestDone {
             client: c,

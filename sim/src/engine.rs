@@ -241,6 +241,7 @@ pub fn simulate_with(
             && let Some(t) = {
                 let last = fast_forward(
                     c,
+                    now,
                     mode,
                     lone,
                     &mut driver,
@@ -300,6 +301,7 @@ pub fn simulate_with(
 #[allow(clippy::too_many_arguments)]
 fn fast_forward(
     c: usize,
+    now: u64,
     mode: LoneMode,
     lone: &mut Lone,
     driver: &mut Driver<'_>,
@@ -318,7 +320,7 @@ fn fast_forward(
     let replays = !scheduled && driver.ignores_op_completions();
     let mut last = None;
     if replays {
-        *replayed += replay_requests(c, lone, driver, &mut last);
+        *replayed += replay_requests(c, now, lone, driver, &mut last);
     }
     loop {
         // Only this client's op issues, its GPU ops and (when the policy is called) the policy's
@@ -330,16 +332,16 @@ fn fast_forward(
         while let Some(seq) = lone.complete(t) {
             driver.op_done(c, seq, t);
         }
-        if replays {
-            if lone.recording().is_some_and(|r| r != driver.state().client(c).request()) {
-                lone.finish_recording(t, driver.host_events(), true);
-            }
-            *replayed += replay_requests(c, lone, driver, &mut last);
-        }
         driver.process_host_events(t);
-        if replays && lone.recording().is_some_and(|r| r != driver.state().client(c).request()) {
-            // The request ended at a host event (a sync after its last op): not replayable.
-            lone.finish_recording(t, driver.host_events(), false);
+        if replays && let Some(r) = lone.recording() {
+            // The request recorded ends at the completion of its last op or at a host event
+            // (a sync issued after it), and another may begin and end (without ops) at once.
+            if let Some((ended, end, events)) = driver.last_request_end(c)
+                && ended >= r
+            {
+                let next = driver.state().client(c).request();
+                lone.finish_recording((ended == r && next == r + 1).then_some((end, events)));
+            }
         }
         last = Some(last.map_or(t, |l: u64| l.max(t)));
         if driver.stopped() {
@@ -358,28 +360,39 @@ fn fast_forward(
             let exec = shapes[client][profile.table as usize][profile.row as usize];
             lone.submit(client, seq, exec, profile.table, profile.row, t + launch_latency);
         }
+        if replays {
+            *replayed += replay_requests(c, t, lone, driver, &mut last);
+        }
     }
     lone.end(gpu);
     last
 }
 
-/// While a request of client `c` has just begun (see [`Driver::fresh_request`]) and an
-/// identical one was recorded that ends before the stretch's bound, replays it: its ops complete
-/// at once, as the fast path completed them before, and the request ends (the next may begin,
-/// and is replayed in turn). A request not recorded yet is recorded as the fast path processes
-/// it. `last` becomes the time of the last event replayed. Returns how many were replayed.
-fn replay_requests(c: usize, lone: &mut Lone, driver: &mut Driver<'_>, last: &mut Option<u64>) -> u64 {
+/// At the end of instant `now` (every event at `now` processed): while a request of client `c`
+/// began at `now` (see [`Driver::fresh_request`]) and an identical one was recorded that ends
+/// before the stretch's bound, replays it: its ops complete at once, as the fast path completed
+/// them before, and the request ends (the next may begin, and is replayed in turn once the
+/// instant of its beginning is over). A request not recorded yet is recorded as the fast path
+/// processes it. `last` becomes the time of the last event replayed. Returns how many requests
+/// were replayed.
+fn replay_requests(c: usize, now: u64, lone: &mut Lone, driver: &mut Driver<'_>, last: &mut Option<u64>) -> u64 {
+    let mut now = now;
     let mut replayed = 0;
-    while let Some((began, table)) = driver.fresh_request(c)
-        && let Some(key) = lone.replay_key(c, table, began)
-    {
+    while let Some((began, table)) = driver.fresh_request(c, now) {
+        let key = lone.replay_key(c, table, began);
         match lone.replay(key) {
             Some(Some(r)) if began + r.duration < lone.bound() => {
                 lone.apply(&r, began);
                 let end = began + r.duration;
-                driver.skip_request(c, end, r.ops, r.host_events);
+                driver.skip_request(c, end, r.issued, r.host_events);
                 *last = Some(end);
                 replayed += 1;
+                if driver.next_time() <= end {
+                    // The instant the next request begins is not over: its first ops are issued
+                    // then, in the next step.
+                    break;
+                }
+                now = end;
             }
             Some(_) => break,
             None => {

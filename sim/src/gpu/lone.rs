@@ -17,14 +17,20 @@ use orion_traces::DeviceSpec;
 use std::collections::{HashMap, VecDeque};
 
 /// A whole request of a client alone, as the fast path processed it from its beginning, to be
-/// replayed: from when it began (its host has issued nothing yet, the client has nothing
-/// queued or in flight) to the completion of its last op, which ends it.
+/// replayed: from the end of the instant it began (the ops its host issued then are submitted,
+/// none has completed) to its end (the completion of its last op, or a host event after it).
 #[derive(Debug, Clone, Copy)]
 pub struct Replay {
-    /// From its beginning to the completion of its last op, ns.
+    /// From its beginning to its end, ns.
     pub duration: u64,
-    /// Ops issued (and completed).
-    pub ops: u64,
+    /// From the completion of its last op to its end, ns.
+    idle_after: u64,
+    /// Ops on the stream at its beginning.
+    queued: u64,
+    /// Ops completed.
+    ops: u64,
+    /// Ops issued after its beginning.
+    pub issued: u64,
     /// Host events processed.
     pub host_events: u64,
     cohorts: u64,
@@ -32,12 +38,12 @@ pub struct Replay {
     /// Its busy-SM increments: `replay_increments[from..to]`.
     from: usize,
     to: usize,
-    /// From its end until the stream may start its next op, ns.
-    ready_after: u64,
+    /// From its end until the stream may start its next op, ns (negative: before its end).
+    ready_after: i64,
 }
 
 /// What a request's replay depends on: the client, its profile table, and how long after the
-/// request began the stream may start its first op (0 if it already may).
+/// request began the stream could start an op after its previous one (0 if it already could).
 type ReplayKey = (usize, u16, u64);
 
 /// A request being recorded for [`Replay`].
@@ -47,6 +53,7 @@ struct Recording {
     began: u64,
     /// The client's request number while it runs.
     request: u64,
+    queued: u64,
     completed: u64,
     cohorts: u64,
     events: u64,
@@ -266,9 +273,9 @@ impl Lone {
     }
 
     /// The replay key of a request of `client` on profile table `table` that began at `began`,
-    /// if the stream has nothing queued (else `None`).
-    pub fn replay_key(&self, client: usize, table: u16, began: u64) -> Option<ReplayKey> {
-        self.ops.is_empty().then(|| (client, table, self.ready_next.saturating_sub(began)))
+    /// none of whose ops has completed.
+    pub fn replay_key(&self, client: usize, table: u16, began: u64) -> ReplayKey {
+        (client, table, self.ready_done.saturating_sub(began))
     }
 
     /// The recorded request for `key`: `Some(None)` if it cannot be replayed, `None` if none
@@ -277,10 +284,11 @@ impl Lone {
         self.replays.get(&key).copied()
     }
 
-    /// Replays `r`, a request that began at `began` (with the key it was recorded under):
-    /// its ops complete, the last at `began + r.duration`. The stream must have nothing queued.
+    /// Replays `r`, a request that began at `began` (with the key it was recorded under), at
+    /// the end of that instant: its ops complete, the last at `began + r.duration`.
     pub fn apply(&mut self, r: &Replay, began: u64) {
-        debug_assert!(self.ops.is_empty() && self.recording.is_none());
+        debug_assert!(self.ops.len() as u64 == r.queued && self.recording.is_none());
+        self.ops.clear();
         let end = began + r.duration;
         for &inc in &self.replay_increments[r.from..r.to] {
             self.busy += inc;
@@ -288,9 +296,9 @@ impl Lone {
         self.completed += r.ops;
         self.cohorts += r.cohorts;
         self.events += r.events;
-        self.ready_done = end + r.ready_after;
+        self.ready_done = end.wrapping_add_signed(r.ready_after);
         self.ready_next = self.ready_done;
-        self.now = end;
+        self.now = end - r.idle_after;
     }
 
     /// Starts recording the request of `key` that began at `began` and has request number
@@ -304,6 +312,7 @@ impl Lone {
             key,
             began,
             request,
+            queued: self.ops.len() as u64,
             completed: self.completed,
             cohorts: self.cohorts,
             events: self.events,
@@ -317,31 +326,33 @@ impl Lone {
         self.recording.as_ref().map(|r| r.request)
     }
 
-    /// The recorded request ended at `now`: by the completion of its last op (`by_completion`,
-    /// just processed, with `host_events` host events processed so far), which makes it
-    /// replayable, or otherwise.
-    pub fn finish_recording(&mut self, now: u64, host_events: u64, by_completion: bool) {
+    /// The recorded request ended at `end`, when `host_events` host events were processed,
+    /// and nothing else happened since (else `None`: it is not replayable).
+    pub fn finish_recording(&mut self, end: Option<(u64, u64)>) {
         let Some(r) = self.recording.take() else { return };
-        if !by_completion {
+        let Some((now, host_events)) = end else {
             self.replays.insert(r.key, None);
             return;
-        }
-        debug_assert_eq!(self.now, now, "the request ended with its last op");
-        debug_assert!(self.ops.is_empty());
+        };
+        debug_assert!(self.ops.is_empty() && self.now <= now);
         let from = self.replay_increments.len();
         for &solo in &r.solos {
             let m = self.solos[solo as usize];
             self.replay_increments.extend_from_slice(&self.increments[m.from as usize..m.to as usize]);
         }
+        let ops = self.completed - r.completed;
         let replay = Replay {
             duration: now - r.began,
-            ops: self.completed - r.completed,
+            idle_after: now - self.now,
+            queued: r.queued,
+            ops,
+            issued: ops - r.queued,
             host_events: host_events - r.host_events,
             cohorts: self.cohorts - r.cohorts,
             events: self.events - r.events,
             from,
             to: self.replay_increments.len(),
-            ready_after: self.ready_done - now,
+            ready_after: self.ready_done.wrapping_sub(now) as i64,
         };
         self.replays.insert(r.key, Some(replay));
     }
