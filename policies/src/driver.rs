@@ -72,6 +72,16 @@ pub struct DriverOutcome {
     pub policy_calls: u64,
 }
 
+/// How a backend may fast-forward a client alone (see [`Driver::lone_client`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoneMode {
+    /// Submit each op as it is issued, without calling the policy
+    /// ([`Driver::submit_lone`]).
+    AtOnce,
+    /// Call the policy as usual ([`Driver::schedule`]); only the GPU side is fast-forwarded.
+    Scheduled,
+}
+
 const EV_ARRIVAL: u8 = 0;
 const EV_ISSUE: u8 = 1;
 
@@ -85,6 +95,8 @@ enum Blocked {
 #[derive(Debug, Clone, Copy)]
 struct Current {
     arrival: u64,
+    /// When it began.
+    began: u64,
     table: u16,
     next: usize,
     len: usize,
@@ -103,6 +115,8 @@ struct Host {
     current: Option<Current>,
     blocked: Blocked,
     queue_limit: Option<usize>,
+    /// The last request that ended: its number, when, and the host events processed by then.
+    last_end: Option<(u64, u64, u64)>,
 }
 
 /// The host side of a run driving one policy.
@@ -176,6 +190,7 @@ impl<'p> Driver<'p> {
                 current: None,
                 blocked: Blocked::No,
                 queue_limit: policy.host_queue_limit(&c.info),
+                last_end: None,
             });
             states.push(ClientState::new(c.info.clone(), tables));
         }
@@ -324,14 +339,16 @@ impl<'p> Driver<'p> {
         }
     }
 
-    /// The client a backend may fast-forward alone from here, if any: the only client with
-    /// anything to do (every other client has no request under way and nothing queued or in
-    /// flight), with nothing queued on the host and a host that never blocks on a full queue,
-    /// when the policy has just been called (nothing changed since) and says it would submit
-    /// that client's ops as soon as they are issued
-    /// ([`Policy::lone_client_submits_at_once`]). A client whose request count stops the run
-    /// is never fast-forwarded.
-    pub fn lone_client(&self) -> Option<usize> {
+    /// The client a backend may fast-forward alone from here, if any, and how: the only client
+    /// with anything to do (every other client has no request under way and nothing queued or
+    /// in flight), with a request under way, when the policy has just been called (nothing
+    /// changed since). A client whose request count stops the run is never fast-forwarded.
+    ///
+    /// [`LoneMode::AtOnce`]: nothing is queued on its host, its host never blocks on a full
+    /// queue, and the policy says it would submit the client's ops as soon as they are issued
+    /// ([`Policy::lone_client_submits_at_once`]). Otherwise [`LoneMode::Scheduled`] if the
+    /// policy only submits while the client is alone ([`Policy::lone_client_only_submits`]).
+    pub fn lone_client(&self) -> Option<(usize, LoneMode)> {
         if self.dirty || self.stopped {
             return None;
         }
@@ -346,26 +363,38 @@ impl<'p> Driver<'p> {
         }
         let c = lone?;
         let h = &self.hosts[c];
-        let ok = h.current.is_some()
-            && h.queue_limit.is_none()
+        if h.current.is_none() || self.stop_requests.is_some_and(|(sc, _)| sc == c) {
+            return None;
+        }
+        if h.queue_limit.is_none()
             && h.blocked != Blocked::QueueFull
             && self.state.client(c).pending().is_empty()
-            && self.stop_requests.is_none_or(|(sc, _)| sc != c)
-            && self.policy.lone_client_submits_at_once(c, &self.state);
-        ok.then_some(c)
+            && self.policy.lone_client_submits_at_once(c, &self.state)
+        {
+            Some((c, LoneMode::AtOnce))
+        } else if self.policy.lone_client_only_submits(c, &self.state) {
+            Some((c, LoneMode::Scheduled))
+        } else {
+            None
+        }
     }
 
-    /// Time of the next host event or policy wake-up that is not an op issue of `client` (with
+    /// Time of the next host event that is not an op issue of `client`, or of the next policy
+    /// wake-up unless the policy is called as usual (`mode` [`LoneMode::Scheduled`]): with
     /// [`lone_client`](Self::lone_client), the earliest time anything but that client can
-    /// happen), [`NEVER`] if none.
-    pub fn next_time_besides(&self, client: usize) -> u64 {
-        self.heap
+    /// happen; [`NEVER`] if none.
+    pub fn next_time_besides(&self, client: usize, mode: LoneMode) -> u64 {
+        let t = self
+            .heap
             .iter()
             .filter(|e| !(e.0.2 == EV_ISSUE && e.0.3 as usize == client))
             .map(|e| e.0.0)
             .min()
-            .unwrap_or(NEVER)
-            .min(self.wake_at)
+            .unwrap_or(NEVER);
+        match mode {
+            LoneMode::AtOnce => t.min(self.wake_at),
+            LoneMode::Scheduled => t,
+        }
     }
 
     /// Submits every queued op of `client` at `now` without calling the policy (the fast path
@@ -384,6 +413,55 @@ impl<'p> Driver<'p> {
             out.push(Command::Submit { client, seq: f.op.seq, profile: f.op.profile });
         }
         self.actions = actions;
+    }
+
+    /// Host and timer events processed so far.
+    pub fn host_events(&self) -> u64 {
+        self.host_events
+    }
+
+    /// The last request of `client` that ended: its number, when, and how many host events
+    /// ([`host_events`](Self::host_events)) were processed by then (the one that ended it
+    /// included).
+    pub fn last_request_end(&self, client: usize) -> Option<(u64, u64, u64)> {
+        self.hosts[client].last_end
+    }
+
+    /// Whether the policy ignores op completions ([`Policy::ignores_op_completions`]).
+    pub fn ignores_op_completions(&self) -> bool {
+        self.policy.ignores_op_completions()
+    }
+
+    /// If a request of `client` began at `now` and none of its ops has completed, with nothing
+    /// of it left unsubmitted: when it began and which profile table it runs. Once every
+    /// event at `now` is processed, what follows (the host issuing its other ops after their
+    /// host gaps, its ops running) depends only on these and on when the GPU could start an op
+    /// of the client after its previous request.
+    pub fn fresh_request(&self, client: usize, now: u64) -> Option<(u64, u16)> {
+        let cur = self.hosts[client].current?;
+        let s = self.state.client(client);
+        (cur.began == now && s.completed_in_request() == 0 && s.pending().is_empty()).then_some((cur.began, cur.table))
+    }
+
+    /// Completes the [fresh](Self::fresh_request) request of `client` at `end` without
+    /// processing its events, because the backend replays an identical request it saw the
+    /// driver process (a client alone, [`LoneMode::AtOnce`], whose policy
+    /// [ignores op completions](Self::ignores_op_completions)): its ops in flight and `issued`
+    /// more that its host issues in `host_events` host events complete by `end`, each submitted
+    /// as soon as issued, and the request ends at `end` (at the completion of its last op or at
+    /// a host event). It then ends as usual (statistics, policy hooks, the next request), and
+    /// the policy is due a call.
+    pub fn skip_request(&mut self, client: usize, end: u64, issued: u64, host_events: u64) {
+        let h = &mut self.hosts[client];
+        let cur = h.current.as_mut().expect("a request under way");
+        cur.next = cur.len;
+        h.blocked = Blocked::No;
+        self.heap.retain(|e| !(e.0.2 == EV_ISSUE && e.0.3 as usize == client));
+        self.state.skip_ops(client, issued);
+        self.host_events += host_events;
+        self.dirty = true;
+        self.maybe_end_request(client, end);
+        debug_assert!(self.hosts[client].current.is_none_or(|c| c.began == end), "the request ended");
     }
 
     /// Ends the run: the statistics.
@@ -428,7 +506,7 @@ impl<'p> Driver<'p> {
         let table = usize::from(h.started == 0 && h.has_first);
         let len = h.gaps[table].len();
         h.started += 1;
-        h.current = Some(Current { arrival, table: table as u16, next: 0, len });
+        h.current = Some(Current { arrival, began: now, table: table as u16, next: 0, len });
         let gap = h.gaps[table][0];
         self.state.begin_request(c);
         self.policy.on_request_begin(c, now);
@@ -485,6 +563,7 @@ impl<'p> Driver<'p> {
             return;
         }
         let request = self.state.client(c).request();
+        self.hosts[c].last_end = Some((request, now, self.host_events));
         self.state.end_request(c);
         let done = RequestDone {
             client: c,

@@ -27,6 +27,10 @@ impl Policy for Ideal {
         }
     }
 
+    fn ignores_op_completions(&self) -> bool {
+        true
+    }
+
     fn lone_client_submits_at_once(&self, _client: ClientId, _state: &SchedState) -> bool {
         // Every call submits everything queued and keeps no state.
         true

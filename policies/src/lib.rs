@@ -22,7 +22,7 @@ pub mod streams;
 pub mod temporal;
 
 pub use client::{ClientId, ClientInfo, ClientState, InFlightOp, ProfileRef, QueuedOp};
-pub use driver::{Command, Driver, DriverClient, DriverOutcome};
+pub use driver::{Command, Driver, DriverClient, DriverOutcome, LoneMode};
 pub use params::{ParamMap, Params};
 pub use policy::{Backend, Policy, PolicyError, PolicySetup, Sharing, StreamPriority};
 pub use report::Report;

@@ -25,7 +25,7 @@
 use crate::client::{ClientId, ClientInfo};
 use crate::params::{ParamMap, Params, us_value};
 use crate::policy::{Policy, PolicyError, PolicySetup, StreamPriority};
-use crate::state::{RequestDone, SchedContext};
+use crate::state::{RequestDone, SchedContext, SchedState};
 use orion_traces::{KernelClass, WorkKind};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -280,6 +280,16 @@ impl Policy for Orion {
         }
         self.sm_threshold = ((self.low_sms + self.high_sms) / 2).max(1);
         self.threshold_updates += 1;
+    }
+
+    fn lone_client_only_submits(&self, _client: ClientId, _state: &SchedState) -> bool {
+        // Orion only submits (it never preempts): with the HP idle it admits one BE op per round
+        // and closes its duration gate, which the calls made as usual decide.
+        true
+    }
+
+    fn ignores_op_completions(&self) -> bool {
+        true
     }
 
     fn params(&self) -> BTreeMap<String, Value> {

@@ -143,6 +143,30 @@ pub trait Policy: Send {
         false
     }
 
+    /// Whether a backend may run `client`'s GPU work on a model of a GPU that has nothing else
+    /// to do while `client` is the only client with anything to do, still calling
+    /// [`schedule`](Policy::schedule) after every change and every requested wake-up as usual.
+    ///
+    /// Answer `true` only if, in that situation, `schedule` never preempts (it can only submit
+    /// `client`'s ops: no other client has any). The simulator then runs such stretches on its
+    /// lone-stream model, with the same policy calls; the default, `false`, keeps the full GPU
+    /// model. Policies that answer [`lone_client_submits_at_once`] take the cheaper path that
+    /// skips the calls.
+    ///
+    /// [`lone_client_submits_at_once`]: Policy::lone_client_submits_at_once
+    fn lone_client_only_submits(&self, client: ClientId, state: &SchedState) -> bool {
+        let _ = (client, state);
+        false
+    }
+
+    /// Whether [`on_op_complete`](Policy::on_op_complete) does nothing (as by default). A backend
+    /// may then skip it, e.g. when it replays a whole request of a client alone, fast-forwarded
+    /// ([`lone_client_submits_at_once`](Policy::lone_client_submits_at_once)), from a request
+    /// it simulated before. The default, `false`, keeps every call.
+    fn ignores_op_completions(&self) -> bool {
+        false
+    }
+
     /// An op completed (called before the next [`schedule`](Policy::schedule)).
     fn on_op_complete(&mut self, done: &Completion<'_>) {
         let _ = done;

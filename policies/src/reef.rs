@@ -21,7 +21,7 @@
 use crate::client::{ClientId, ClientInfo};
 use crate::params::{ParamMap, Params, us_value};
 use crate::policy::{Backend, Policy, PolicyError, PolicySetup, StreamPriority};
-use crate::state::SchedContext;
+use crate::state::{SchedContext, SchedState};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -199,6 +199,17 @@ impl Policy for Reef {
             let need = self.depth - self.carried_rounds - 1;
             cx.wake_at(start + need * self.round_ns);
         }
+    }
+
+    fn lone_client_only_submits(&self, _client: ClientId, _state: &SchedState) -> bool {
+        // REEF preempts only the BE clients' in-flight work when an HP request begins; while
+        // one client alone has anything to do, no other client has work in flight and the HP
+        // cannot become busy unless it is that client, whose work is never preempted.
+        true
+    }
+
+    fn ignores_op_completions(&self) -> bool {
+        true
     }
 
     fn params(&self) -> BTreeMap<String, Value> {

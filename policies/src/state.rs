@@ -160,6 +160,18 @@ impl SchedState {
         done
     }
 
+    /// Client `c`'s ops in flight completed, and `n` more were issued, submitted and completed
+    /// (a backend replaying a request; see [`Driver::skip_request`](crate::Driver::skip_request));
+    /// it has nothing queued.
+    pub fn skip_ops(&mut self, c: ClientId, n: u64) {
+        let s = &mut self.clients[c];
+        debug_assert!(s.pending.is_empty());
+        s.completed_in_request += s.in_flight.len() + n as usize;
+        s.in_flight.clear();
+        s.in_flight_kernels = 0;
+        s.next_seq += n;
+    }
+
     /// The current request of client `c` completed.
     pub fn end_request(&mut self, c: ClientId) {
         let s = &mut self.clients[c];

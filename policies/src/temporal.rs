@@ -57,6 +57,10 @@ impl Policy for Temporal {
         }
     }
 
+    fn ignores_op_completions(&self) -> bool {
+        true
+    }
+
     fn lone_client_submits_at_once(&self, client: ClientId, state: &SchedState) -> bool {
         // With every other client idle, the owner is `client` or nobody (an owner is released
         // when its request completes), and a call makes `client` the owner again if its request

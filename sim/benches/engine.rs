@@ -4,7 +4,10 @@
 //!
 //! An event is one thing the engine processes in time order: a host event (an arrival, an op
 //! issue, a policy wake-up) or a GPU event (an op start, a cohort or transfer completion; in a
-//! fast-forwarded stretch, one per op: its completion). Both paths give the same report.
+//! stretch fast-forwarded without policy calls, one per op: its completion; in one with policy
+//! calls (`orion`, `reef`), the events event by event would have processed). Both paths give
+//! the same report. `ideal` is the dedicated-GPU reference every run of the command line also
+//! simulates.
 //!
 //! `cargo bench -p orion-sim --bench engine`
 
@@ -30,7 +33,7 @@ fn bench(c: &mut Criterion) {
         let sc = scenario(pair);
         let mut group = c.benchmark_group(format!("{pair}/{SIMULATED_S}s"));
         group.sample_size(10);
-        for policy in ["streams", "priority-streams", "reef", "orion"] {
+        for policy in ["streams", "priority-streams", "reef", "orion", "ideal"] {
             for (path, event_by_event) in [("fast", false), ("event-by-event", true)] {
                 let rec = Recording { event_by_event, ..Recording::default() };
                 let once = || run_with(&sc, policy, &params, IdealReference::Skip, &rec).unwrap().0;
@@ -40,8 +43,10 @@ fn bench(c: &mut Criterion) {
                 let wall = t.elapsed().as_secs_f64();
                 let fast = first.report.engine.get("fast_forwarded_ops").and_then(|v| v.as_u64()).unwrap_or(0);
                 eprintln!(
-                    "{pair} {policy} {path}: {} events per run, {fast} ops fast-forwarded; {:.0} simulated s per wall s ({:.2} M events/s, one run)",
+                    "{pair} {policy} {path}: {} events per run, {fast} ops fast-forwarded without policy calls, {} on the lone-stream model, {} requests replayed; {:.0} simulated s per wall s ({:.2} M events/s, one run)",
                     first.events,
+                    first.lone_ops,
+                    first.replayed_requests,
                     SIMULATED_S as f64 / wall,
                     first.events as f64 / wall / 1e6
                 );

@@ -12,7 +12,8 @@ use crate::gpu::{Done, GpuModel, GpuStats, Lone, NEVER, OpSpan, Utilization, Uti
 use crate::shape::{Exec, shape_of};
 use orion_policies::report::ClientRecorder;
 use orion_policies::{
-    Backend, ClientInfo, Command, DeviceInfo, Driver, DriverClient, Policy, PolicyError, ProfileRef, StreamPriority,
+    Backend, ClientInfo, Command, DeviceInfo, Driver, DriverClient, LoneMode, Policy, PolicyError, ProfileRef,
+    StreamPriority,
 };
 use orion_traces::{ClientSpec, DeviceSpec, Stop, SubmitterSpec};
 use std::collections::VecDeque;
@@ -87,8 +88,14 @@ pub struct SimOutcome {
     pub host_events: u64,
     /// Policy invocations.
     pub policy_calls: u64,
-    /// Ops that ran in fast-forwarded stretches (a client alone; see [`simulate_with`]).
+    /// Ops that ran in fast-forwarded stretches without policy calls (a client alone; see
+    /// [`simulate_with`]).
     pub fast_forwarded_ops: u64,
+    /// Ops that ran on the lone-stream model, with or without policy calls (not part of the
+    /// report: the stretches with policy calls count their events as event by event).
+    pub lone_ops: u64,
+    /// Requests of a client alone replayed whole from an identical one (see [`simulate_with`]).
+    pub replayed_requests: u64,
     /// When each op ran, in completion order (only with [`SimInput::record_ops`] or
     /// [`Recording::ops`]).
     pub ops: Vec<OpSpan>,
@@ -186,6 +193,8 @@ pub fn simulate_with(
         Lone::new(input.device, &sizes)
     });
     let mut fast_forwarded_ops = 0;
+    let mut lone_ops = 0;
+    let mut replayed_requests = 0;
     // No stretch can be fast-forwarded before this time.
     let mut lone_retry = 0;
     let mut now = 0;
@@ -241,17 +250,32 @@ pub fn simulate_with(
         }
         if let Some(lone) = lone.as_mut()
             && now >= lone_retry
-            && let Some(c) = driver.lone_client()
+            && let Some((c, mode)) = driver.lone_client()
             && gpu.alone(c)
             && let Some(t) = {
-                let last = fast_forward(c, lone, &mut driver, &mut gpu, &shapes, launch_latency, end, &mut commands);
+                let last = fast_forward(
+                    c,
+                    now,
+                    mode,
+                    lone,
+                    &mut driver,
+                    &mut gpu,
+                    &shapes,
+                    launch_latency,
+                    end,
+                    &mut commands,
+                    &mut replayed_requests,
+                );
                 // The stretch ended before an op that runs until something else can happen, or
                 // at the horizon: no new stretch can begin before then.
                 lone_retry = lone.bound();
                 last
             }
         {
-            fast_forwarded_ops += lone.completed();
+            if mode == LoneMode::AtOnce {
+                fast_forwarded_ops += lone.completed();
+            }
+            lone_ops += lone.completed();
             now = t;
             if driver.stopped() {
                 break now;
@@ -276,6 +300,8 @@ pub fn simulate_with(
         host_events: out.host_events,
         policy_calls: out.policy_calls,
         fast_forwarded_ops,
+        lone_ops,
+        replayed_requests,
         ops,
         op_info,
         utilization,
@@ -317,11 +343,14 @@ impl Submitter {
 }
 
 /// Fast-forwards client `c`, alone on the GPU, from now up to the next time anything else can
-/// happen (see [`simulate_with`]). Returns the time of the last event processed, `None` if
-/// there was none; the policy is then due a call at that time.
+/// happen (see [`simulate_with`]); with `mode` [`LoneMode::Scheduled`] the policy is called as
+/// usual and only the GPU side runs on the lone-stream model. Returns the time of the last
+/// event processed, `None` if there was none; the policy is then due a call at that time.
 #[allow(clippy::too_many_arguments)]
 fn fast_forward(
     c: usize,
+    now: u64,
+    mode: LoneMode,
     lone: &mut Lone,
     driver: &mut Driver<'_>,
     gpu: &mut GpuModel,
@@ -329,13 +358,21 @@ fn fast_forward(
     launch_latency: u64,
     end: u64,
     commands: &mut Vec<Command>,
+    replayed: &mut u64,
 ) -> Option<u64> {
-    let horizon = driver.next_time_besides(c).min(end.saturating_add(1));
+    let horizon = driver.next_time_besides(c, mode).min(end.saturating_add(1));
     let queued = driver.state().client(c).in_flight().iter().map(|f| (f.op.profile.table, f.op.profile.row));
-    lone.begin(gpu, c, horizon, queued);
+    let scheduled = mode == LoneMode::Scheduled;
+    lone.begin(gpu, c, horizon, queued, scheduled);
+    // Whole requests are replayed when the policy is not called (and ignores op completions).
+    let replays = !scheduled && driver.ignores_op_completions();
     let mut last = None;
+    if replays {
+        *replayed += replay_requests(c, now, lone, driver, &mut last);
+    }
     loop {
-        // Only this client's op issues and its GPU ops can come before the bound.
+        // Only this client's op issues, its GPU ops and (when the policy is called) the policy's
+        // wake-ups can come before the bound.
         let t = lone.next_completion().min(driver.next_time());
         if t >= lone.bound() {
             break;
@@ -344,21 +381,76 @@ fn fast_forward(
             driver.op_done(c, seq, t);
         }
         driver.process_host_events(t);
-        last = Some(t);
+        if replays && let Some(r) = lone.recording() {
+            // The request recorded ends at the completion of its last op or at a host event
+            // (a sync issued after it), and another may begin and end (without ops) at once.
+            if let Some((ended, end, events)) = driver.last_request_end(c)
+                && ended >= r
+            {
+                let next = driver.state().client(c).request();
+                lone.finish_recording((ended == r && next == r + 1).then_some((end, events)));
+            }
+        }
+        last = Some(last.map_or(t, |l: u64| l.max(t)));
         if driver.stopped() {
             break;
         }
-        driver.submit_lone(c, t, commands);
+        if scheduled {
+            driver.schedule(t, commands);
+        } else {
+            driver.submit_lone(c, t, commands);
+        }
         for cmd in commands.drain(..) {
             let Command::Submit { client, seq, profile } = cmd else {
                 unreachable!("the lone path only submits");
             };
+            debug_assert_eq!(client, c, "only the lone client has ops to submit");
             let exec = shapes[client][profile.table as usize][profile.row as usize];
             lone.submit(client, seq, exec, profile.table, profile.row, t + launch_latency);
+        }
+        if replays {
+            *replayed += replay_requests(c, t, lone, driver, &mut last);
         }
     }
     lone.end(gpu);
     last
+}
+
+/// At the end of instant `now` (every event at `now` processed): while a request of client `c`
+/// began at `now` (see [`Driver::fresh_request`]) and an identical one was recorded that ends
+/// before the stretch's bound, replays it: its ops complete at once, as the fast path completed
+/// them before, and the request ends (the next may begin, and is replayed in turn once the
+/// instant of its beginning is over). A request not recorded yet is recorded as the fast path
+/// processes it. `last` becomes the time of the last event replayed. Returns how many requests
+/// were replayed.
+fn replay_requests(c: usize, now: u64, lone: &mut Lone, driver: &mut Driver<'_>, last: &mut Option<u64>) -> u64 {
+    let mut now = now;
+    let mut replayed = 0;
+    while let Some((began, table)) = driver.fresh_request(c, now) {
+        let key = lone.replay_key(c, table, began);
+        match lone.replay(key) {
+            Some(Some(r)) if began + r.duration < lone.bound() => {
+                lone.apply(&r, began);
+                let end = began + r.duration;
+                driver.skip_request(c, end, r.issued, r.host_events);
+                *last = Some(end);
+                replayed += 1;
+                if driver.next_time() <= end {
+                    // The instant the next request begins is not over: its first ops are issued
+                    // then, in the next step.
+                    break;
+                }
+                now = end;
+            }
+            Some(_) => break,
+            None => {
+                let request = driver.state().client(c).request();
+                lone.record(key, began, request, driver.host_events());
+                break;
+            }
+        }
+    }
+    replayed
 }
 
 /// Remembers what op `seq` of `client` is, as it is submitted at `now`.

@@ -37,6 +37,12 @@ pub struct RunResult {
     pub policy_wall: Duration,
     /// Events of the policy's own simulation.
     pub events: u64,
+    /// Ops of the policy's own simulation that ran on the lone-stream model (a client alone on
+    /// the GPU, fast-forwarded with or without policy calls).
+    pub lone_ops: u64,
+    /// Requests of the policy's own simulation replayed whole from an identical one (a client
+    /// alone, fast-forwarded without policy calls).
+    pub replayed_requests: u64,
     /// Simulated seconds of the policy's own simulation.
     pub simulated_s: f64,
 }
@@ -97,17 +103,18 @@ pub fn run_with(
     let infos = client_infos(scenario);
     let mut policy = registry::build(policy_name, params)?;
     let t0 = Instant::now();
-    let (report_parts, outcome_events, simulated_ns) = match policy.sharing() {
+    let (report_parts, outcome_events, (lone_ops, replayed_requests), simulated_ns) = match policy.sharing() {
         Sharing::Shared => {
             let out = run_shared(scenario, &infos, policy.as_mut(), scenario.stop, recording)?;
-            let events = out.events();
+            let (events, lone) = (out.events(), (out.lone_ops, out.replayed_requests));
             let end = out.end_ns;
-            (Parts::Shared(out), events, end)
+            (Parts::Shared(Box::new(out)), events, lone, end)
         }
         Sharing::Dedicated => {
             let (outs, end) = run_dedicated(scenario, &infos, policy.as_mut(), recording)?;
             let events = outs.iter().map(SimOutcome::events).sum();
-            (Parts::Dedicated(outs), events, end)
+            let lone = (outs.iter().map(|o| o.lone_ops).sum(), outs.iter().map(|o| o.replayed_requests).sum());
+            (Parts::Dedicated(outs), events, lone, end)
         }
     };
     let policy_wall = t0.elapsed();
@@ -139,6 +146,8 @@ pub fn run_with(
         wall: started.elapsed(),
         policy_wall,
         events: outcome_events,
+        lone_ops,
+        replayed_requests,
         simulated_s: simulated_ns as f64 / 1e9,
     };
     Ok((result, detail))
@@ -170,7 +179,7 @@ fn take_detail(parts: Parts) -> RunDetail {
 }
 
 enum Parts {
-    Shared(SimOutcome),
+    Shared(Box<SimOutcome>),
     Dedicated(Vec<SimOutcome>),
 }
 

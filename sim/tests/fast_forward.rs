@@ -1,7 +1,10 @@
 //! The fast path (a client alone on the GPU fast-forwarded, see `simulate_with`) gives exactly
 //! the results of the event-by-event path: every policy, on pairs and seeds, inference and
 //! training, request-count and duration stops, warm-up, first-request traces, host syncs and
-//! allocations, finite request counts, three clients, REEF's preemption.
+//! allocations, finite request counts, three clients, REEF's preemption. Policies that skip
+//! their calls for a client alone (`streams`, ...) and those still called (`orion`, `reef`,
+//! whose reports, engine counters included, are then the same on both paths) are both
+//! checked.
 
 use orion_policies::{ParamMap, registry};
 use orion_sim::engine::Recording;
@@ -82,29 +85,40 @@ fn scenarios() -> Vec<(String, Scenario)> {
 }
 
 /// The report without its engine counters, and every client's latencies.
-fn results(
-    sc: &Scenario,
-    policy: &str,
-    params: &ParamMap,
-    event_by_event: bool,
-) -> (serde_json::Value, Vec<Vec<u64>>, u64) {
+/// What a run gave: the report without its engine counters, the engine counters, every
+/// client's latencies, the ops run on the lone-stream model and the requests replayed whole.
+type Results = (serde_json::Value, serde_json::Value, Vec<Vec<u64>>, u64, u64);
+
+fn results(sc: &Scenario, policy: &str, params: &ParamMap, event_by_event: bool) -> Results {
     let rec = Recording { event_by_event, ..Recording::default() };
     let (result, detail) = run_with(sc, policy, params, IdealReference::Simulate, &rec).unwrap();
     let mut json: serde_json::Value = serde_json::from_str(&result.report.to_json()).unwrap();
     let engine = json.as_object_mut().unwrap().remove("engine").expect("the report has engine counters");
     let fast = engine["fast_forwarded_ops"].as_u64().unwrap();
+    assert!(fast <= result.lone_ops, "ops fast-forwarded without policy calls run on the lone model");
     if event_by_event {
-        assert_eq!(fast, 0, "the event-by-event path fast-forwards nothing");
+        assert_eq!(result.lone_ops + result.replayed_requests, 0, "the event-by-event path fast-forwards nothing");
     }
-    (json, detail.latencies_ns, fast)
+    (json, engine, detail.latencies_ns, result.lone_ops, result.replayed_requests)
 }
 
+/// Checks both paths give the same report; returns the ops run on the lone-stream model.
 fn check(label: &str, sc: &Scenario, policy: &str, params: &ParamMap) -> u64 {
-    let (fast_report, fast_latencies, fast_ops) = results(sc, policy, params, false);
-    let (slow_report, slow_latencies, _) = results(sc, policy, params, true);
+    check_counting(label, sc, policy, params).0
+}
+
+/// As [`check`], also returning the requests replayed whole.
+fn check_counting(label: &str, sc: &Scenario, policy: &str, params: &ParamMap) -> (u64, u64) {
+    let (fast_report, fast_engine, fast_latencies, lone_ops, replayed) = results(sc, policy, params, false);
+    let (slow_report, slow_engine, slow_latencies, _, _) = results(sc, policy, params, true);
     assert_eq!(fast_latencies, slow_latencies, "{label}, {policy} {params:?}: latencies");
     assert_eq!(fast_report, slow_report, "{label}, {policy} {params:?}: report");
-    fast_ops
+    if fast_engine["fast_forwarded_ops"] == 0 {
+        // The policy was called as usual: even the engine counters are those of the
+        // event-by-event path.
+        assert_eq!(fast_engine, slow_engine, "{label}, {policy} {params:?}: engine counters");
+    }
+    (lone_ops, replayed)
 }
 
 #[test]
@@ -120,13 +134,10 @@ fn every_policy_gives_the_same_results_fast_forwarded_or_event_by_event() {
             *fast.entry(policy).or_default() += check(&label, &sc, policy, &ParamMap::new());
         }
     }
-    // The policies that submit a lone client's ops at once are fast-forwarded (so the test
-    // compares two different paths); the others are not.
-    for policy in ["streams", "mps", "priority-streams", "temporal", "ideal"] {
+    // Every policy runs a lone client on the lone-stream model (so the test compares two
+    // different paths).
+    for policy in registry::names() {
         assert!(fast[policy] > 10_000, "{policy}: {} ops fast-forwarded", fast[policy]);
-    }
-    for policy in ["orion", "reef"] {
-        assert_eq!(fast[policy], 0, "{policy}");
     }
 }
 
@@ -142,6 +153,53 @@ fn policy_parameters_and_preemption_give_the_same_results() {
         ("orion", param(&[("dur_threshold", "40us"), ("sm_threshold", "60")])),
         ("orion", param(&[("round", "3us")])),
     ] {
-        check("mobilenetv2_resnet101", &sc, policy, &params);
+        assert!(check("mobilenetv2_resnet101", &sc, policy, &params) > 1_000, "{policy} {params:?}");
+    }
+}
+
+#[test]
+fn orion_and_reef_with_hp_arrivals_landing_mid_iteration() {
+    // HP requests at constant intervals (27/s, 37 ms apart) land at every phase of the BE's
+    // iterations; bursts from a list of inter-arrival times stack HP requests up.
+    for (name, seed) in [("resnet50_bert", 11), ("mobilenetv2_resnet101", 12)] {
+        let mut s = pair(name, 2, seed);
+        s.clients[0].arrival = ArrivalProcess::Uniform { rate: 27.0 };
+        for policy in ["orion", "reef"] {
+            assert!(check(&format!("{name} uniform"), &s, policy, &ParamMap::new()) > 10_000, "{policy}");
+        }
+        s.clients[0].arrival = ArrivalProcess::Trace { inter_arrival_s: vec![0.0004, 0.0011, 0.093, 0.0007, 0.051] };
+        for policy in ["orion", "reef"] {
+            assert!(check(&format!("{name} bursts"), &s, policy, &ParamMap::new()) > 10_000, "{policy}");
+        }
+    }
+}
+
+#[test]
+fn requests_replayed_whole_give_the_same_results() {
+    // Rare HP requests: most BE iterations run alone from their beginning to their end and are
+    // replayed, and the HP's arrivals cut some of them short (they are then not replayed but
+    // fast-forwarded op by op up to the arrival). The `ideal` reference, each client alone,
+    // replays nearly every request. A first-iteration trace, syncs and allocations change
+    // what a request depends on.
+    let mut total = std::collections::BTreeMap::<&str, u64>::new();
+    let mut sc = vec![];
+    for (name, seed) in [("resnet50_bert", 21), ("mobilenetv2_resnet101", 22)] {
+        let mut s = pair(name, 3, seed);
+        s.clients[0].arrival = ArrivalProcess::Poisson { rate: 3.0 };
+        sc.push((name.to_string(), s));
+    }
+    let mut s = pair("resnet50_bert", 2, 23);
+    s.clients[0].arrival = ArrivalProcess::Poisson { rate: 4.0 };
+    let be = &mut s.clients[1];
+    be.first_trace = Some(Arc::new(with_syncs(&be.trace)));
+    be.trace = Arc::new(with_syncs(&be.trace));
+    sc.push(("syncs".into(), s));
+    for (label, s) in &sc {
+        for policy in ["streams", "priority-streams", "temporal", "ideal"] {
+            *total.entry(policy).or_default() += check_counting(label, s, policy, &ParamMap::new()).1;
+        }
+    }
+    for (policy, n) in total {
+        assert!(n > 50, "{policy}: {n} requests replayed");
     }
 }

@@ -165,8 +165,12 @@ impl Cohort {
     /// so that a cut there ends the cohort now, as wave-by-wave dispatch would.
     fn current_wave(&self) -> u64 {
         let nearest = self.progress.round();
-        if nearest >= 1.0 && (self.progress - nearest).abs() < 1e-6 { nearest as u64 } else { self.progress.ceil() as u64 }
-            .clamp(1, self.waves)
+        if nearest >= 1.0 && (self.progress - nearest).abs() < 1e-6 {
+            nearest as u64
+        } else {
+            self.progress.ceil() as u64
+        }
+        .clamp(1, self.waves)
     }
 
     fn work(&self) -> f64 {
