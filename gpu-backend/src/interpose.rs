@@ -371,25 +371,6 @@ pub fn interposer_summary(path: &Path) -> Result<Value> {
               "schedule": s}))
 }
 
-/// The policy ran inside the interposer, set up there (its defaults derived from the clients'
-/// profiles): the report's policy parameters and counters are the interposer's
-/// (`engine.interposer.schedule.params` and `.counters`), not those of the front end's copy,
-/// which was never set up.
-pub fn adopt_scheduler_policy(report: &mut Report) {
-    let Some(sch) = report.engine.get("interposer").and_then(|i| i.get("schedule")) else { return };
-    let params = sch.get("params").and_then(Value::as_object).map(|p| p.clone().into_iter().collect());
-    let counters = sch
-        .get("counters")
-        .and_then(Value::as_object)
-        .map(|c| c.iter().filter_map(|(k, v)| v.as_u64().map(|n| (k.clone(), n))).collect());
-    if let Some(p) = params {
-        report.policy.params = p;
-    }
-    if let Some(c) = counters {
-        report.policy.counters = c;
-    }
-}
-
 /// The files and programs of one run.
 struct Ctx<'a> {
     args: &'a RunArgs,
@@ -738,7 +719,7 @@ pub fn run_command(args: RunArgs, out: &mut dyn Write) -> Result<i32> {
         docs
     };
     let mut report = build_report(&scenario, policy.as_ref(), &docs, engine)?;
-    adopt_scheduler_policy(&mut report);
+    report.adopt_interposer_policy();
     let ideal = match given_ideal {
         Some(r) => Some(r),
         None if policy.sharing() == Sharing::Dedicated => Some(report.clone()),

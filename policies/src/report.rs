@@ -266,6 +266,25 @@ pub fn client_report(id: usize, c: &ClientSpec, rec: &ClientRecorder, end_ns: u6
 }
 
 impl Report {
+    /// A policy that ran inside orion-rs's interposer was set up there, with defaults derived
+    /// from the clients' profiles: takes its parameters and counters from what the interposer
+    /// reported (`engine.interposer.schedule.params` and `.counters`) instead of those of the
+    /// front end's copy, which was never set up. Reports of other runs are left as they are.
+    pub fn adopt_interposer_policy(&mut self) {
+        let Some(sch) = self.engine.get("interposer").and_then(|i| i.get("schedule")) else { return };
+        let params = sch.get("params").and_then(Value::as_object).map(|p| p.clone().into_iter().collect());
+        let counters = sch
+            .get("counters")
+            .and_then(Value::as_object)
+            .map(|c| c.iter().filter_map(|(k, v)| v.as_u64().map(|n| (k.clone(), n))).collect());
+        if let Some(p) = params {
+            self.policy.params = p;
+        }
+        if let Some(c) = counters {
+            self.policy.counters = c;
+        }
+    }
+
     /// A report of `scenario` under `policy` on `backend` (`sim` or `real`) with the client
     /// sections given, the run `duration_ns` long and SMs busy `sm_utilization` of the time;
     /// the ideal reference is attached later.

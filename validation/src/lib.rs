@@ -240,8 +240,11 @@ pub fn real_reports(dir: &Path) -> Result<Vec<(PathBuf, Report)>> {
         if v.get("format").and_then(Value::as_str) != Some("orion-rs-report/1") {
             continue;
         }
-        let report: Report =
+        let mut report: Report =
             serde_json::from_value(v).with_context(|| format!("{}: not a valid report", path.display()))?;
+        // Interposer runs before orion-real adopted the interposer's parameters carry the front
+        // end's unresolved copy.
+        report.adopt_interposer_policy();
         if report.backend != "real" {
             continue;
         }
@@ -540,13 +543,6 @@ pub fn compare_folder_with(dir: &Path, opts: &CompareOptions, progress: &mut dyn
                 c.trace.name, c.arrival, real.seed, real.warmup, real.duration_s
             )
         });
-        // An interposed run's policy was set up inside the interposer, which reports the
-        // parameters it resolved (reports before orion-real adopted them carry the front end's
-        // unresolved copy).
-        let real_params = match real.engine.get("interposer").and_then(|i| i.pointer("/schedule/params")) {
-            Some(p) if p.is_object() => p.clone(),
-            _ => serde_json::to_value(&real.policy.params)?,
-        };
         cells.push(Cell {
             scenario: real.scenario.clone(),
             policy: real.policy.name.clone(),
@@ -554,7 +550,7 @@ pub fn compare_folder_with(dir: &Path, opts: &CompareOptions, progress: &mut dyn
             metrics: pair_metrics(real, &sim),
             hp_alone_key,
             sim_params: serde_json::to_value(&sim.policy.params)?,
-            real_params,
+            real_params: serde_json::to_value(&real.policy.params)?,
         });
     }
     let first = &reports[0].1;

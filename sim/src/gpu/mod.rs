@@ -160,7 +160,6 @@ pub struct GpuModel {
 }
 
 impl Cohort {
-    /// Its whole work, in full waves.
     /// The wave under way (1-based); at a wave boundary (within rounding), the one just done,
     /// so that a cut there ends the cohort now, as wave-by-wave dispatch would.
     fn current_wave(&self) -> u64 {
@@ -173,6 +172,7 @@ impl Cohort {
         .clamp(1, self.waves)
     }
 
+    /// Its whole work, in full waves.
     fn work(&self) -> f64 {
         (self.waves - 1) as f64 + self.last_work
     }
